@@ -1,0 +1,301 @@
+"""The ``newsletter`` command: parses arguments, builds settings, calls the library.
+
+Exit codes: 0 success, 1 partial failure (some source or delivery failed),
+2 usage, configuration or input error. Errors print one line; ``--debug`` adds
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import InvalidInputError, NewsletterError
+
+log = logging.getLogger("newsletter")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _services(args: argparse.Namespace) -> Any:
+    from newsletter.pipeline import Services
+    from newsletter.settings import load_settings
+
+    return Services.build(load_settings())
+
+
+def _out(data: Any, as_json: bool, lines: Callable[[], Sequence[str]]) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        for line in lines():
+            print(line)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from newsletter.pipeline import demo
+    from newsletter.settings import load_settings
+
+    result = demo(Path(args.out), load_settings())
+    print(f"Demo issue for {result.date} (offline: bundled sample, rule-based, extractive):")
+    for path in result.files:
+        print(f"  {path}")
+    print(f"  delivery to a demo reader: {result.report.line()}")
+    print(f"Open {result.files[0]} in a browser.")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from newsletter.pipeline import collect, parse_date
+
+    date = parse_date(args.date)
+    svc = _services(args)
+    report = collect(svc, date, on_source=_collect_progress())
+    for s in report.sources:
+        status = f"FAILED ({s.error})" if s.error else ("not modified" if s.not_modified else "ok")
+        print(
+            f"{s.url}: {status}; seen {s.seen}, new {s.new}, duplicate {s.duplicate}, "
+            f"replacements skipped {s.replacements}, failed {s.failed}"
+            + (f", announced {s.announced}" if s.announced else "")
+        )
+    print(f"collected: {report.new} new papers from {len(report.sources)} sources")
+    return 0 if report.ok else 1
+
+
+def _collect_progress() -> Callable[[Any], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stats: Any) -> None:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[green]✓[/] {stats.url} ({stats.new} new)")
+
+    return show
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from newsletter.pipeline import parse_date, preview
+
+    date = parse_date(args.date)
+    svc = _services(args)
+    cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
+    files = preview(svc, date, Path(args.out), cats, args.language)
+    for path in files:
+        print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(files[0].resolve().as_uri())
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter.delivery import get_backend
+    from newsletter.pipeline import parse_date, send
+
+    date = parse_date(args.date)
+    svc = _services(args)
+    report = send(svc, date, get_backend(svc.settings), dry_run=args.dry_run)
+    for note in report.notes:
+        print(note)
+    prefix = "dry run: would send to " if args.dry_run else ""
+    print(prefix + report.line())
+    return 0 if report.ok else 1
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    from newsletter.delivery import get_backend
+    from newsletter.pipeline import parse_date, run_once
+
+    date = parse_date(args.date)
+    svc = _services(args)
+    collected, report = run_once(svc, date, get_backend(svc.settings))
+    for s in collected.sources:
+        if s.error:
+            print(f"source failed: {s.url}: {s.error}", file=sys.stderr)
+    for note in report.notes:
+        print(note)
+    print(report.line())
+    return 0 if report.ok and collected.ok else 1
+
+
+def cmd_categories(args: argparse.Namespace) -> int:
+    from newsletter.categories import load_taxonomy
+    from newsletter.settings import load_settings
+
+    taxonomy = load_taxonomy(load_settings().categories_file)
+    data = [
+        {"slug": c.slug, "emoji": c.emoji, "names": c.names, "description": c.description}
+        for c in taxonomy.categories
+    ]
+    _out(
+        data,
+        args.json,
+        lambda: [
+            f"{c.emoji} {c.slug:<24} {c.name('en')}: {c.description}" for c in taxonomy.categories
+        ],
+    )
+    return 0
+
+
+def cmd_sub_add(args: argparse.Namespace) -> int:
+    from subscribers.store import add_active
+
+    svc = _services(args)
+    cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
+    info = add_active(
+        svc.engine, svc.taxonomy, args.email, cats, args.language or svc.settings.language
+    )
+    print(f"active: {info.email} ({', '.join(info.categories)}; {info.language})")
+    return 0
+
+
+def cmd_sub_list(args: argparse.Namespace) -> int:
+    from subscribers.store import list_subscribers
+
+    svc = _services(args)
+    infos = list_subscribers(svc.engine, args.status)
+    _out(
+        [i.as_json() for i in infos],
+        args.json,
+        lambda: [f"{i.email}\t{i.status}\t{','.join(i.categories)}\t{i.language}" for i in infos],
+    )
+    return 0
+
+
+def cmd_sub_remove(args: argparse.Namespace) -> int:
+    from subscribers.store import remove
+
+    svc = _services(args)
+    if not remove(svc.engine, args.email):
+        raise InvalidInputError("no such subscriber; see `newsletter subscribers list`")
+    print("unsubscribed (the address is kept as a suppression so it is never mailed again)")
+    return 0
+
+
+def cmd_sub_import(args: argparse.Namespace) -> int:
+    from subscribers.store import import_csv
+
+    path = Path(args.file)
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
+    svc = _services(args)
+    imported, suppressed = import_csv(svc.engine, svc.taxonomy, text, svc.settings.language)
+    print(f"imported: {imported}, kept suppressed (unsubscribed/bounced/complained): {suppressed}")
+    return 0
+
+
+def cmd_sub_export(args: argparse.Namespace) -> int:
+    from subscribers.store import export_csv
+
+    sys.stdout.write(export_csv(_services(args).engine))
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsletter",
+        description="Daily AI Insights: collect new AI papers, write reports, mail readers.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("demo", cmd_demo, "run every stage offline on the bundled sample")
+    p.add_argument("--out", default="demo-output", help="output directory (default: demo-output)")
+
+    p = command("collect", cmd_collect, "fetch every feed and store new papers")
+    p.add_argument("--date", help="expected announcement date YYYY-MM-DD (warns on mismatch)")
+
+    p = command(
+        "preview", cmd_preview, "write an issue as HTML, text, PNG and .eml without sending"
+    )
+    p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
+    p.add_argument("--categories", help="comma-separated slugs (default: all)")
+    p.add_argument("--language", help="report language, e.g. ko or en")
+    p.add_argument("--out", default="preview", help="output directory (default: preview)")
+    p.add_argument("--open", action="store_true", help="open the HTML in a browser")
+
+    p = command("send", cmd_send, "prepare and mail an issue to every active reader")
+    p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
+    p.add_argument("--dry-run", action="store_true", help="render and count without sending")
+
+    p = command("run-once", cmd_run_once, "collect, then prepare and send (idempotent per date)")
+    p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
+
+    p = command("categories", cmd_categories, "list the category taxonomy")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    subs = sub.add_parser("subscribers", help="manage readers", description="manage readers")
+    subs_sub = subs.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+
+    def sub_command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = subs_sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = sub_command("add", cmd_sub_add, "add an active reader (the operator vouches for it)")
+    p.add_argument("email")
+    p.add_argument("--categories", help="comma-separated slugs (default: all)")
+    p.add_argument("--language", help="report language (default: NEWSLETTER_LANGUAGE)")
+    p = sub_command("list", cmd_sub_list, "list readers")
+    p.add_argument("--status", help="only this status (active, pending, unsubscribed, ...)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub_command("remove", cmd_sub_remove, "unsubscribe a reader")
+    p.add_argument("email")
+    p = sub_command("import", cmd_sub_import, "import readers from CSV (email,categories,language)")
+    p.add_argument("file")
+    sub_command("export", cmd_sub_export, "export readers as CSV")
+    return parser
+
+
+def _configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not debug:
+        logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.debug)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except NewsletterError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

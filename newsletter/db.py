@@ -1,0 +1,145 @@
+"""The database: engine, schema and the tables of papers, issues and deliveries.
+
+One code path for SQLite and PostgreSQL. The engine is made by ``make_engine`` from
+settings at start, never at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel
+
+from newsletter.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PaperRow(SQLModel, table=True):
+    __tablename__ = "papers"
+
+    arxiv_id: str = Field(primary_key=True, max_length=64)
+    version: int = 1
+    title: str
+    abstract: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    authors: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON list
+    primary_class: str = ""
+    classes: str = ""  # space-separated
+    announce_type: str = "new"
+    abs_url: str = ""
+    pdf_url: str = ""
+    source: str = ""
+    announced: dt.date = Field(index=True)
+    first_seen: dt.datetime = Field(default_factory=utcnow)
+
+
+class IssueRow(SQLModel, table=True):
+    """One issue per announcement date; ``content`` holds each stage's stored output."""
+
+    __tablename__ = "issues"
+
+    id: int | None = Field(default=None, primary_key=True)
+    date: dt.date = Field(sa_column=sa.Column(sa.Date, unique=True, nullable=False))
+    status: str = "collected"
+    content: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))
+    made_with: str = "offline"
+    paper_count: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    sent_at: dt.datetime | None = None
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The ledger: one row per (issue, reader), claimed before the mail goes out."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issues.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    status: str = Field(default="sending", index=True)
+    categories: str = ""
+    message_id: str = ""
+    error: str = ""
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class FeedStateRow(SQLModel, table=True):
+    """Conditional-GET validators per feed URL, so an unchanged feed costs a 304."""
+
+    __tablename__ = "feed_state"
+
+    url: str = Field(primary_key=True, max_length=2000)
+    etag: str = ""
+    last_modified: str = ""
+    fetched_at: dt.datetime = Field(default_factory=utcnow)
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; psycopg 3 is used for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise DatabaseError(
+            f"cannot use NEWSLETTER_DATABASE_URL={_redact(url)}: {exc}; "
+            "use e.g. sqlite:///newsletter.db or postgresql://user@host/db"
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def init_schema(engine: Engine) -> None:
+    """Create or upgrade the schema; the one place that touches DDL."""
+    import subscribers.models  # noqa: F401  (registers the subscriber tables)
+
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"cannot reach the database {_redact(str(engine.url))}: {exc.orig}; "
+            "check NEWSLETTER_DATABASE_URL and that the server is running"
+        ) from exc
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise DatabaseError(f"database error: {exc.orig}; is the database reachable?") from exc
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,78 @@
+"""The contract every mail backend keeps, in the spirit of Django's mail backends.
+
+A backend is opened, given batches, and closed. A batch is one rendering plus its
+recipients; each recipient carries the values for the rendering's placeholders
+(their signed links) and their own headers. Backends that can substitute
+(SendGrid) send a batch in few requests; the others personalise per recipient.
+The result says, per recipient, whether the message was accepted, rejected for
+good, or deferred (try again later).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from newsletter.models import RenderedIssue, SendResult
+
+SENT = "sent"
+REJECTED = "rejected"
+DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One recipient of a batch."""
+
+    to: str
+    values: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageBatch:
+    rendered: RenderedIssue
+    recipients: tuple[Envelope, ...]
+    categories: tuple[str, ...] = ()
+
+
+class MailBackend(abc.ABC):
+    """Open, send batches, close; also usable as a context manager."""
+
+    def __init__(self, from_email: str, from_name: str = "") -> None:
+        self.from_email = from_email
+        self.from_name = from_name
+
+    def open(self) -> None:  # noqa: B027  (optional hook)
+        """Acquire connections; the default backend needs none."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release connections."""
+
+    @abc.abstractmethod
+    def send(self, batch: MessageBatch) -> list[SendResult]:
+        """Send every recipient of ``batch``; one result per recipient, in order."""
+
+    def __enter__(self) -> MailBackend:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def personalize(batch: MessageBatch, envelope: Envelope) -> tuple[str, str]:
+    """(html, text) for one recipient, placeholders filled."""
+    return batch.rendered.personalize(envelope.values)
+
+
+def results_for(recipients: Sequence[Envelope], status: str, error: str = "") -> list[SendResult]:
+    return [SendResult(e.to, status, error=error) for e in recipients]

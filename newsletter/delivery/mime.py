@@ -1,0 +1,43 @@
+"""Build the MIME message shared by the file and SMTP backends.
+
+multipart/alternative( text/plain, multipart/related( text/html, image/png ) ) so
+that the chart shows inline by Content-ID without a "load images" click.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from email.message import EmailMessage
+
+from newsletter.delivery.base import Envelope, MessageBatch, personalize
+
+
+def build_mime(
+    batch: MessageBatch, envelope: Envelope, from_email: str, from_name: str
+) -> EmailMessage:
+    html, text = personalize(batch, envelope)
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((from_name, from_email)) if from_name else from_email
+    msg["To"] = envelope.to
+    msg["Subject"] = batch.rendered.subject
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    domain = from_email.rsplit("@", 1)[-1] or "localhost"
+    msg["Message-ID"] = email.utils.make_msgid(domain=domain)
+    for name, value in envelope.headers.items():
+        msg[name] = value
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    if batch.rendered.images:
+        html_part = next(part for part in msg.iter_parts() if part.get_content_subtype() == "html")
+        assert isinstance(html_part, EmailMessage)
+        for image in batch.rendered.images:
+            html_part.add_related(
+                image.data,
+                maintype="image",
+                subtype=image.mime_subtype,
+                cid=f"<{image.content_id}>",
+                filename=image.filename,
+                disposition="inline",
+            )
+    return msg

@@ -1,0 +1,87 @@
+"""Every error the newsletter raises on purpose, so callers can catch one root.
+
+The tree::
+
+    NewsletterError                 anything we raise deliberately; message says what to do
+    ├── ConfigurationError          a setting is missing, malformed or unsafe (exit code 2)
+    │   └── UnknownCategoryError    a category slug that is not in the taxonomy
+    ├── InvalidInputError           a user-supplied value is malformed (bad date, bad address)
+    ├── DatabaseError               the database cannot be reached or is in a bad state
+    ├── SourceError                 one feed could not be fetched or parsed (URL + reason)
+    ├── LLMError                    the model failed for good after retries and fallbacks
+    ├── RenderError                 the e-mail could not be rendered
+    ├── DeliveryError               a mail backend failed; carries status, body and recipients
+    │   └── FailureBudgetExceeded   too many permanent failures in one batch; the run stops
+    └── TokenError                  a signed link is tampered, expired or meant for another use
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class NewsletterError(Exception):
+    """Root of every deliberate error; ``str(err)`` is a one-line message for the user."""
+
+    exit_code = 1
+
+
+class ConfigurationError(NewsletterError):
+    exit_code = 2
+
+
+class UnknownCategoryError(ConfigurationError):
+    def __init__(self, unknown: Sequence[str], known: Sequence[str]) -> None:
+        self.unknown = tuple(unknown)
+        super().__init__(
+            f"unknown category {', '.join(repr(s) for s in unknown)}; "
+            f"choose from: {', '.join(known)} (see `newsletter categories`)"
+        )
+
+
+class InvalidInputError(NewsletterError):
+    exit_code = 2
+
+
+class DatabaseError(NewsletterError):
+    exit_code = 2
+
+
+class SourceError(NewsletterError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class LLMError(NewsletterError):
+    pass
+
+
+class RenderError(NewsletterError):
+    pass
+
+
+class DeliveryError(NewsletterError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        recipients: Sequence[str] = (),
+        permanent: bool = False,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.recipients = tuple(recipients)
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class FailureBudgetExceeded(DeliveryError):
+    pass
+
+
+class TokenError(NewsletterError):
+    exit_code = 2

@@ -1,0 +1,149 @@
+"""The plain values that flow between pipeline stages.
+
+They are frozen so a stage cannot change what an earlier stage produced, and they
+hold no database or network handles so every stage can be tested with literals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper as announced by a feed (arXiv id without version is its identity)."""
+
+    arxiv_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    announced: dt.date
+    primary_class: str = ""
+    classes: tuple[str, ...] = ()
+    version: int = 1
+    announce_type: str = "new"
+    abs_url: str = ""
+    pdf_url: str = ""
+    source: str = ""
+
+    @property
+    def short_authors(self) -> str:
+        """'First Author et al.' as the e-mail lists sources."""
+        if not self.authors:
+            return ""
+        if len(self.authors) == 1:
+            return self.authors[0]
+        return f"{self.authors[0]} et al."
+
+
+@dataclass(frozen=True)
+class NotablePaper:
+    arxiv_id: str
+    line: str
+
+
+@dataclass(frozen=True)
+class CategoryReport:
+    """A category's report in the seed's five-part structure."""
+
+    slug: str
+    language: str
+    themes: tuple[str, ...]
+    keywords: tuple[str, ...]
+    findings: tuple[str, ...]
+    notable: tuple[NotablePaper, ...]
+    conclusion: str
+    covered: int
+    total: int
+    made_by: str = "extractive"
+
+
+@dataclass(frozen=True)
+class CategorySection:
+    """One category of one day: its papers (most relevant first) and its report."""
+
+    slug: str
+    papers: tuple[Paper, ...]
+    report: CategoryReport
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything needed to render any reader's variant of one day's issue."""
+
+    date: dt.date
+    language: str
+    sections: tuple[CategorySection, ...]
+    chart_png: bytes
+    made_with: str
+    paper_count: int
+
+    def section(self, slug: str) -> CategorySection | None:
+        return next((s for s in self.sections if s.slug == slug), None)
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(s.slug for s in self.sections)
+
+
+@dataclass(frozen=True)
+class ReaderView:
+    """What one group of readers gets: their categories (in taxonomy order) and language."""
+
+    categories: tuple[str, ...]
+    language: str
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    content_id: str
+    data: bytes
+    filename: str
+    mime_subtype: str = "png"
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """One rendering shared by every reader of the same view.
+
+    Per-reader links are left as the ``placeholders`` strings; the delivery step
+    fills them in per recipient (substitutions or string replacement).
+    """
+
+    subject: str
+    html: str
+    text: str
+    images: tuple[InlineImage, ...]
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+    def personalize(self, values: dict[str, str]) -> tuple[str, str]:
+        """The (html, text) for one reader, with every placeholder replaced."""
+        html, text = self.html, self.text
+        for name, marker in self.placeholders.items():
+            html = html.replace(marker, values[name])
+            text = text.replace(marker, values[name])
+        return html, text
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One e-mail to one reader, as handed to a mail backend."""
+
+    to: str
+    subject: str
+    html: str
+    text: str
+    images: tuple[InlineImage, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the backend knows about one recipient after a send."""
+
+    to: str
+    status: str  # "sent" | "rejected" | "deferred"
+    message_id: str = ""
+    error: str = ""

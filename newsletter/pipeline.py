@@ -1,0 +1,456 @@
+"""The one orchestrator: collect -> classify -> summarize -> chart -> render -> send.
+
+Each stage's output is stored on the issue row, so a re-run of a date continues
+where it stopped and repeats no work; the delivery ledger makes sending resumable.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from newsletter import classify, ledger, store, summarize
+from newsletter.categories import Taxonomy, load_taxonomy
+from newsletter.db import init_schema, make_engine, utcnow
+from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
+from newsletter.errors import InvalidInputError, NewsletterError, RenderError
+from newsletter.i18n import texts
+from newsletter.models import CategorySection, Digest, Paper, ReaderView, RenderedIssue
+from newsletter.render import Links, render_issue
+from newsletter.settings import Settings
+from newsletter.sources.collect import CollectReport, collect_all, parse_feed
+from newsletter.sources.fetch import Fetcher
+from subscribers import store as subscriber_store
+from subscribers.tokens import Signer, reader_links
+
+log = logging.getLogger(__name__)
+
+#: Readers claimed and mailed per ledger transaction.
+SEND_CHUNK = 500
+
+
+@dataclass
+class Services:
+    """What every stage needs, built once from settings."""
+
+    settings: Settings
+    engine: Engine
+    taxonomy: Taxonomy
+    signer: Signer
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        engine = make_engine(settings.database_url)
+        init_schema(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            taxonomy=load_taxonomy(settings.categories_file),
+            signer=Signer(settings.secret_key, settings.old_secret_keys),
+        )
+
+    def archive_url(self, date: dt.date) -> str:
+        return f"{self.settings.base_url}/issues/{date.isoformat()}"
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid date {text!r}: use YYYY-MM-DD, e.g. 2024-11-22") from exc
+
+
+# -- collect -----------------------------------------------------------------------------
+
+
+def collect(
+    svc: Services,
+    date: dt.date | None = None,
+    *,
+    fetcher: Fetcher | None = None,
+    on_source: Callable[[Any], None] | None = None,
+) -> CollectReport:
+    report = collect_all(
+        svc.engine,
+        svc.settings.feeds,
+        include_replacements=svc.settings.include_replacements,
+        fetcher=fetcher,
+        on_source=on_source,
+    )
+    if date is not None:
+        for source in report.sources:
+            if source.announced and source.announced != date:
+                log.warning(
+                    "%s announces %s, not the requested %s; its papers are stored under %s",
+                    source.url,
+                    source.announced,
+                    date,
+                    source.announced,
+                )
+    return report
+
+
+def load_sample(svc: Services) -> dt.date:
+    """Store the bundled recorded arXiv feed (the demo's offline source); returns its date."""
+    from importlib import resources
+
+    content = resources.files("newsletter").joinpath("data/sample-arxiv.xml").read_bytes()
+    feed = parse_feed(content, "bundled-sample", svc.settings.include_replacements)
+    store.upsert_papers(svc.engine, feed.papers)
+    assert feed.announced is not None
+    return feed.announced
+
+
+def resolve_date(svc: Services, date: dt.date | None) -> dt.date | None:
+    """``date`` itself, or the newest announcement that has no completed issue yet."""
+    if date is not None:
+        return date
+    done = store.issue_dates(svc.engine, status="sent")
+    return next((d for d in store.announced_dates(svc.engine) if d not in done), None)
+
+
+# -- classify, summarize, chart: the digest ------------------------------------------------
+
+
+def _classify(svc: Services, papers: Sequence[Paper]) -> dict[str, tuple[str, ...]]:
+    return classify.classify_rules(papers, svc.taxonomy)
+
+
+def _reports(svc: Services, grouped: dict[str, tuple[Paper, ...]], language: str) -> dict[str, Any]:
+    return {
+        slug: store.report_to_json(
+            summarize.extractive_report(svc.taxonomy.get(slug), papers, language)
+        )
+        for slug, papers in grouped.items()
+    }
+
+
+def _chart(svc: Services, grouped: dict[str, tuple[Paper, ...]], language: str) -> bytes:
+    from newsletter.chart import render_chart
+
+    counts = [
+        (svc.taxonomy.get(slug).name(language), len(papers), svc.taxonomy.get(slug).color)
+        for slug, papers in grouped.items()
+    ]
+    return render_chart(counts, texts(language)["chart_title"])
+
+
+def build_digest(svc: Services, date: dt.date, language: str | None = None) -> Digest | None:
+    """The digest of ``date`` in ``language``, computing and storing only missing stages.
+
+    Returns None when nothing was announced on ``date``.
+    """
+    language = language or svc.settings.language
+    papers = store.papers_on(svc.engine, date)
+    if not papers:
+        return None
+    issue = store.ensure_issue(svc.engine, date)
+    assert issue.id is not None
+    content: dict[str, Any] = json.loads(issue.content or "{}")
+    changed = False
+    if "classification" not in content:
+        content["classification"] = {k: list(v) for k, v in _classify(svc, papers).items()}
+        content.setdefault("made_with", "offline")
+        changed = True
+    classification = {k: tuple(v) for k, v in content["classification"].items()}
+    grouped = classify.group(papers, classification, svc.taxonomy)
+    reports = content.setdefault("reports", {})
+    if language not in reports:
+        reports[language] = _reports(svc, grouped, language)
+        changed = True
+    charts = content.setdefault("charts", {})
+    if language not in charts:
+        charts[language] = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
+        changed = True
+    if changed:
+        status = issue.status if issue.status in ("sending", "sent") else "summarized"
+        store.update_issue(
+            svc.engine,
+            issue.id,
+            content=json.dumps(content, ensure_ascii=False),
+            status=status,
+            paper_count=len(papers),
+            made_with=content["made_with"],
+        )
+    sections = tuple(
+        CategorySection(slug, members, store.report_from_json(reports[language][slug]))
+        for slug, members in grouped.items()
+        if slug in reports[language]
+    )
+    return Digest(
+        date=date,
+        language=language,
+        sections=sections,
+        chart_png=base64.b64decode(charts[language]),
+        made_with=content["made_with"],
+        paper_count=len(papers),
+    )
+
+
+def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssue:
+    return render_issue(digest, view, svc.taxonomy, Links(archive_url=svc.archive_url(digest.date)))
+
+
+# -- send ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    date: dt.date | None
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    deferred: int = 0
+    already: int = 0
+    dry_run: bool = False
+    groups: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.unknown or self.deferred)
+
+    def line(self) -> str:
+        return (
+            f"sent: {self.sent}, skipped: {self.skipped}, failed: {self.failed}, "
+            f"unknown: {self.unknown}"
+        )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _list_headers(links: dict[str, str]) -> dict[str, str]:
+    return {
+        "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def send(
+    svc: Services,
+    date: dt.date | None,
+    backend: MailBackend,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Mail the issue of ``date`` to every active reader who has not had it yet."""
+    if not dry_run:
+        svc.settings.require_safe_secret()
+    date = resolve_date(svc, date)
+    report = SendReport(date, dry_run=dry_run)
+    if date is None:
+        report.notes.append("no announcement without a sent issue; nothing to send")
+        return report
+    base_digest = build_digest(svc, date)
+    if base_digest is None:
+        report.notes.append(f"no papers were announced on {date}; no issue is sent")
+        log.info("no papers announced on %s: nothing to send", date)
+        return report
+    issue = store.get_issue(svc.engine, date)
+    assert issue is not None and issue.id is not None
+    if not dry_run:
+        report.unknown += ledger.mark_stale_unknown(svc.engine, issue.id)
+        store.update_issue(svc.engine, issue.id, status="sending")
+
+    groups: dict[ReaderView, list[subscriber_store.Recipient]] = {}
+    available = set(base_digest.slugs)
+    for reader in subscriber_store.active_recipients(svc.engine):
+        chosen = tuple(s for s in reader.categories if s in available)
+        if not chosen:
+            report.skipped += 1
+            continue
+        groups.setdefault(ReaderView(svc.taxonomy.order(chosen), reader.language), []).append(
+            reader
+        )
+    if report.skipped:
+        log.info("%d readers have no paper in their categories on %s", report.skipped, date)
+    report.groups = len(groups)
+
+    digests: dict[str, Digest] = {base_digest.language: base_digest}
+    with backend:
+        for view, readers in groups.items():
+            if view.language not in digests:
+                digest = build_digest(svc, date, view.language)
+                assert digest is not None
+                digests[view.language] = digest
+            rendered = render_view(svc, digests[view.language], view)
+            cats = ",".join(view.categories)
+            for chunk in _chunks(readers, SEND_CHUNK):
+                if dry_run:
+                    report.sent += len(chunk)
+                    continue
+                owned = ledger.claim(svc.engine, issue.id, [(r.subscriber_id, cats) for r in chunk])
+                report.already += len(chunk) - len(owned)
+                mine = [r for r in chunk if r.subscriber_id in owned]
+                if not mine:
+                    continue
+                envelopes = []
+                for r in mine:
+                    links = reader_links(svc.signer, svc.settings.base_url, r.subscriber_id)
+                    envelopes.append(
+                        Envelope(
+                            to=r.email,
+                            values=links,
+                            headers=_list_headers(links),
+                            tags={"issue": str(issue.id), "subscriber": str(r.subscriber_id)},
+                        )
+                    )
+                batch = MessageBatch(rendered, tuple(envelopes), view.categories)
+                results = backend.send(batch)
+                ledger.record(
+                    svc.engine,
+                    issue.id,
+                    [(r.subscriber_id, res) for r, res in zip(mine, results, strict=True)],
+                )
+                for res in results:
+                    if res.status == "sent":
+                        report.sent += 1
+                    elif res.status == "deferred":
+                        report.deferred += 1
+                    else:
+                        report.failed += 1
+                if progress:
+                    progress(len(mine))
+    if not dry_run:
+        totals = ledger.counts(svc.engine, issue.id)
+        report.unknown = totals.get("unknown", 0)
+        pending = totals.get("sending", 0) + totals.get("deferred", 0)
+        if not pending and not report.failed:
+            store.update_issue(svc.engine, issue.id, status="sent", sent_at=utcnow())
+    return report
+
+
+def run_once(
+    svc: Services, date: dt.date | None, backend: MailBackend
+) -> tuple[CollectReport, SendReport]:
+    """Collect, then prepare and send: idempotent per date."""
+    collected = collect(svc, date)
+    return collected, send(svc, date, backend)
+
+
+# -- preview and demo ----------------------------------------------------------------------
+
+
+def preview(
+    svc: Services,
+    date: dt.date | None,
+    out_dir: Path,
+    categories: Sequence[str] | None = None,
+    language: str | None = None,
+    *,
+    collect_if_empty: bool = True,
+) -> list[Path]:
+    """Write what a reader of these categories and language would get, without sending."""
+    from newsletter.delivery.file import write_atomic
+    from newsletter.delivery.mime import build_mime
+
+    language = language or svc.settings.language
+    wanted = svc.taxonomy.validate(categories) if categories else svc.taxonomy.slugs
+    date = resolve_date(svc, date)
+    if (date is None or not store.papers_on(svc.engine, date)) and collect_if_empty:
+        collect(svc, date)
+        date = resolve_date(svc, date)
+    if date is None:
+        raise NewsletterError("no papers are stored yet; run `newsletter collect` first")
+    digest = build_digest(svc, date, language)
+    if digest is None:
+        raise NewsletterError(f"no papers were announced on {date}; try another --date")
+    view = ReaderView(svc.taxonomy.order([s for s in wanted if s in digest.slugs]), language)
+    if not view.categories:
+        raise RenderError(
+            f"none of {', '.join(wanted)} has papers on {date}; that reader gets no e-mail today"
+        )
+    rendered = render_view(svc, digest, view)
+    suffix = f"-{'-'.join(wanted)}" if categories else ""
+    stem = f"issue-{date.isoformat()}{suffix}"
+    # The .html file sits beside the chart PNG, so a browser shows it without the cid: part.
+    for_browser = render_issue(
+        digest,
+        view,
+        svc.taxonomy,
+        Links(archive_url=svc.archive_url(date), chart_url=f"{stem}.png"),
+    )
+    sample_links = {
+        "manage_url": f"{svc.settings.base_url}/manage/PREVIEW",
+        "unsubscribe_url": f"{svc.settings.base_url}/unsubscribe/PREVIEW",
+    }
+    html, text = for_browser.personalize(sample_links)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    envelope = Envelope("reader@example.com", sample_links, _list_headers(sample_links))
+    eml = build_mime(
+        MessageBatch(rendered, (envelope,)),
+        envelope,
+        svc.settings.from_email,
+        svc.settings.from_name,
+    )
+    outputs = {
+        out_dir / f"{stem}.html": html.encode("utf-8"),
+        out_dir / f"{stem}.txt": text.encode("utf-8"),
+        out_dir / f"{stem}.png": digest.chart_png,
+        out_dir / f"{stem}.eml": eml.as_bytes(),
+    }
+    for path, data in outputs.items():
+        write_atomic(path, data)
+    return list(outputs)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    date: dt.date
+    files: list[Path]
+    report: SendReport
+
+
+def demo(out_dir: Path, settings: Settings | None = None) -> DemoResult:
+    """Every stage offline on the bundled sample, in a throwaway database."""
+    from newsletter.delivery.memory import MemoryBackend
+
+    workdir = Path(tempfile.mkdtemp(prefix="newsletter-demo-"))
+    try:
+        base = settings or Settings()
+        demo_settings = base.model_copy(
+            update={
+                "database_url": f"sqlite:///{workdir / 'demo.db'}",
+                "llm_model": "",
+                "mail_backend": "memory",
+            }
+        )
+        svc = Services.build(demo_settings)
+        date = load_sample(svc)
+        subscriber_store.add_active(
+            svc.engine,
+            svc.taxonomy,
+            "reader@example.com",
+            None,
+            demo_settings.language,
+            source="demo",
+        )
+        files = preview(svc, date, out_dir, collect_if_empty=False)
+        backend = MemoryBackend(demo_settings.from_email, demo_settings.from_name)
+        report = send(svc, date, backend, dry_run=False)
+        if backend.outbox:
+            from newsletter.delivery.file import write_atomic
+
+            eml = out_dir / f"issue-{date.isoformat()}.eml"
+            write_atomic(eml, backend.outbox[0].as_bytes())
+        svc.engine.dispose()
+        return DemoResult(date, files, report)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

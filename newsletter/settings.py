@@ -1,0 +1,131 @@
+"""The one settings object, read from the environment (prefix NEWSLETTER_) and .env.
+
+It is built once in ``cli.main`` (or by a test) and passed down; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from newsletter.errors import ConfigurationError
+
+DEV_SECRET_KEY = "dev-insecure-secret-change-me"
+
+DEFAULT_FEEDS = [
+    "https://rss.arxiv.org/rss/cs.AI+cs.CL+cs.CV+cs.LG+cs.CR+cs.RO+stat.ML",
+]
+
+MailBackendName = Literal["file", "smtp", "sendgrid", "memory"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///newsletter.db"
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_FEEDS))
+    categories_file: Path | None = None
+    include_replacements: bool = False
+    empty_day: Literal["skip", "note"] = "skip"
+
+    llm_model: str = ""
+    llm_api_base: str = ""
+    llm_api_key: str = ""
+    llm_fallbacks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 3
+    llm_batch_size: int = 40
+    llm_max_input_tokens: int = 12000
+
+    mail_backend: MailBackendName = "file"
+    outbox_dir: Path = Path("outbox")
+    sendgrid_api_key: str = ""
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_sandbox: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout: float = 30.0
+    send_rate: float = 0.0
+    send_max_failure_ratio: float = 0.05
+
+    from_email: str = "newsletter@localhost"
+    from_name: str = "Daily AI Insights"
+    base_url: str = "http://localhost:8000"
+    secret_key: str = DEV_SECRET_KEY
+    old_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    language: str = "ko"
+    schedule: str = "0 7 * * *"
+    timezone: str = "Asia/Seoul"
+    admin_email: str = ""
+    log_format: Literal["text", "json"] = "text"
+    chart_mode: Literal["inline", "hosted"] = "inline"
+
+    @field_validator("feeds", "llm_fallbacks", "old_secret_keys", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def uses_real_mail(self) -> bool:
+        return self.mail_backend in ("smtp", "sendgrid")
+
+    def require_safe_secret(self) -> None:
+        """Refuse to mail real people links signed with the published dev key."""
+        if self.uses_real_mail and self.secret_key == DEV_SECRET_KEY:
+            raise ConfigurationError(
+                "NEWSLETTER_SECRET_KEY is the development default; set a long random value "
+                "before sending real mail (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)"
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, turning validation errors into one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"NEWSLETTER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid setting: {problems}") from exc
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"invalid setting: {exc}") from exc

@@ -1,0 +1,140 @@
+"""Per-category reports. This module holds the extractive (offline) writer.
+
+The extractive report fills the seed's five parts from the papers themselves:
+themes from taxonomy keywords that occur, keywords from frequent title terms,
+findings from the sentences of abstracts that carry a number, one line per notable
+paper, and a templated conclusion. It needs no network and never invents a citation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from newsletter.categories import Category
+from newsletter.i18n import texts
+from newsletter.models import CategoryReport, NotablePaper, Paper
+
+MAX_NOTABLE = 5
+MAX_FINDINGS = 4
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]{2,}")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "that",
+        "the",
+        "their",
+        "this",
+        "to",
+        "towards",
+        "using",
+        "via",
+        "we",
+        "what",
+        "when",
+        "which",
+        "while",
+        "with",
+        "without",
+        "new",
+        "based",
+        "toward",
+        "approach",
+        "method",
+        "methods",
+        "model",
+        "models",
+        "learning",
+        "large",
+        "study",
+        "through",
+        "under",
+    ]
+)
+
+
+def first_sentence(text: str, limit: int = 280) -> str:
+    sentence = _SENTENCE.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
+def _themes(papers: Sequence[Paper], category: Category) -> list[str]:
+    counts: Counter[str] = Counter()
+    for paper in papers:
+        haystack = f"{paper.title} {paper.abstract}".lower()
+        for keyword in category.keywords:
+            if keyword in haystack:
+                counts[keyword] += 1
+    return [k for k, _ in counts.most_common(5)]
+
+
+def _keywords(papers: Sequence[Paper]) -> list[str]:
+    counts: Counter[str] = Counter()
+    for paper in papers:
+        words = {w.lower() for w in _WORD.findall(paper.title)} - _STOP
+        counts.update(words)
+    return [w for w, _ in counts.most_common(6)]
+
+
+def _findings(papers: Sequence[Paper]) -> list[str]:
+    found: list[str] = []
+    for paper in papers:
+        sentences = _SENTENCE.split(paper.abstract)
+        numeric = [s for s in sentences if re.search(r"\d", s)]
+        pick = numeric[-1] if numeric else (sentences[-1] if sentences else "")
+        if pick:
+            found.append(first_sentence(pick))
+        if len(found) >= MAX_FINDINGS:
+            break
+    return found
+
+
+def extractive_report(category: Category, papers: Sequence[Paper], language: str) -> CategoryReport:
+    """A report built only from the papers' own words (offline mode and LLM fallback)."""
+    t = texts(language)
+    themes = _themes(papers, category) or _keywords(papers)[:3]
+    notable = tuple(
+        NotablePaper(p.arxiv_id, first_sentence(p.abstract) or p.title)
+        for p in papers[:MAX_NOTABLE]
+    )
+    conclusion = t["conclusion_text"].format(
+        count=len(papers),
+        name=category.name(language),
+        topics=", ".join(themes[:3]) or category.name(language),
+        first=papers[0].title if papers else "",
+    )
+    return CategoryReport(
+        slug=category.slug,
+        language=language,
+        themes=tuple(themes),
+        keywords=tuple(_keywords(papers)),
+        findings=tuple(_findings(papers)),
+        notable=notable,
+        conclusion=conclusion,
+        covered=len(papers),
+        total=len(papers),
+        made_by="extractive",
+    )

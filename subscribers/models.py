@@ -1,0 +1,46 @@
+"""Subscriber tables: who reads, what they chose, and every change of their status."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from newsletter.db import utcnow
+
+STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced", "complained")
+#: Statuses that an operator import must not revive: the reader said no, or the address is dead.
+SUPPRESSED = ("unsubscribed", "bounced", "complained")
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscribers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Stored lower-cased, so the unique index makes addresses unique case-insensitively.
+    email: str = Field(sa_column=sa.Column(sa.String(320), unique=True, nullable=False))
+    categories: str = ""  # slugs in taxonomy order, comma-joined: groupable in SQL
+    language: str = "ko"
+    status: str = Field(default="pending", index=True)
+    cadence: str = "daily"
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    confirmed_at: dt.datetime | None = None
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+    @property
+    def category_list(self) -> tuple[str, ...]:
+        return tuple(s for s in self.categories.split(",") if s)
+
+
+class SubscriberEvent(SQLModel, table=True):
+    """Audit trail: every status or preference change, when and through what."""
+
+    __tablename__ = "subscriber_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    kind: str
+    detail: str = ""
+    source: str = "cli"

@@ -1,0 +1,55 @@
+"""Signed links: a token carries a subscriber id and is valid for one purpose only.
+
+itsdangerous signs with the current key and verifies with the current and any old
+keys, so rotating NEWSLETTER_SECRET_KEY keeps links in old e-mails working.
+Unsubscribe links never expire (a reader must always be able to leave); confirm
+links expire after 7 days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from newsletter.errors import TokenError
+
+Purpose = Literal["confirm", "manage", "unsubscribe"]
+MAX_AGE: dict[str, int | None] = {
+    "confirm": 7 * 24 * 3600,
+    "manage": None,
+    "unsubscribe": None,
+}
+
+
+class Signer:
+    def __init__(self, secret_key: str, old_keys: Sequence[str] = ()) -> None:
+        # itsdangerous signs with the last key and accepts any of them.
+        self._keys = [*old_keys, secret_key]
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._keys, salt=f"newsletter.{purpose}")
+
+    def sign(self, subscriber_id: int, purpose: Purpose) -> str:
+        return str(self._serializer(purpose).dumps(subscriber_id))
+
+    def unsign(self, token: str, purpose: Purpose) -> int:
+        """The subscriber id in ``token``; TokenError if tampered, expired or for another use."""
+        try:
+            value = self._serializer(purpose).loads(token, max_age=MAX_AGE[purpose])
+        except SignatureExpired as exc:
+            raise TokenError("this link has expired; ask for a new one") from exc
+        except BadSignature as exc:
+            raise TokenError("this link is not valid") from exc
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TokenError("this link is not valid")
+        return value
+
+
+def reader_links(signer: Signer, base_url: str, subscriber_id: int) -> dict[str, str]:
+    """The per-reader values for a rendering's placeholders."""
+    return {
+        "manage_url": f"{base_url}/manage/{signer.sign(subscriber_id, 'manage')}",
+        "unsubscribe_url": f"{base_url}/unsubscribe/{signer.sign(subscriber_id, 'unsubscribe')}",
+    }
