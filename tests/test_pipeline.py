@@ -63,7 +63,9 @@ def test_demo_writes_every_artifact(tmp_path: Path) -> None:
     assert html.lower().startswith("<!doctype html>")
     assert 'src="issue-2024-11-22.png"' in html
     msg = email.message_from_bytes(
-        (out / "issue-2024-11-22.eml").read_bytes(), _class=EmailMessage, policy=email.policy.default
+        (out / "issue-2024-11-22.eml").read_bytes(),
+        _class=EmailMessage,
+        policy=email.policy.default,
     )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "cid:chart-2024-11-22@daily-ai-insights" in _html(msg)
@@ -147,7 +149,10 @@ def test_preview_with_categories_names_files_by_slug(services: Services, tmp_pat
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], sqlite_url: str,
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    sqlite_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", sqlite_url)
@@ -158,14 +163,18 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_unreachable_database_is_exit_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_database_is_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert main(["subscribers", "list"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the database" in err and "Traceback" not in err
 
 
-def test_real_mail_refused_with_default_secret(capsys: pytest.CaptureFixture[str], sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_mail_refused_with_default_secret(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("NEWSLETTER_MAIL_BACKEND", "smtp")
     assert main(["send", "--date", "2024-11-22"]) == 2
