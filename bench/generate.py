@@ -28,7 +28,7 @@ def papers(count: int, date: dt.date = dt.date(2024, 11, 22), seed: int = 7) -> 
         out.append(
             Paper(
                 arxiv_id=arxiv_id,
-                title=f"A study of {topic} number {i}: {rng.choice(['fast', 'robust', 'open'])} methods",
+                title=f"A {rng.choice(['fast', 'robust', 'open'])} study of {topic}, number {i}",
                 abstract=f"{sentence} Our method improves accuracy by {rng.randint(1, 40)}%. "
                 + " ".join(
                     rng.choice(["data", "model", "results", "benchmark"]) for _ in range(60)

@@ -15,20 +15,20 @@ from typing import TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from bench.generate import papers as generate_papers  # noqa: E402
-from newsletter import classify, store, summarize  # noqa: E402
-from newsletter.chart import render_chart  # noqa: E402
-from newsletter.delivery.memory import MemoryBackend  # noqa: E402
-from newsletter.models import ReaderView  # noqa: E402
-from newsletter.pipeline import (  # noqa: E402
+from bench.generate import papers as generate_papers
+from newsletter import classify, store, summarize
+from newsletter.chart import render_chart
+from newsletter.delivery.memory import MemoryBackend
+from newsletter.models import ReaderView
+from newsletter.pipeline import (
     Services,
     build_digest,
     load_sample,
     render_view,
     send,
 )
-from newsletter.settings import Settings  # noqa: E402
-from subscribers import store as subscriber_store  # noqa: E402
+from newsletter.settings import Settings
+from subscribers import store as subscriber_store
 
 T = TypeVar("T")
 
