@@ -120,9 +120,11 @@ def _redact(url: str) -> str:
 def init_schema(engine: Engine) -> None:
     """Create or upgrade the schema; the one place that touches DDL."""
     import subscribers.models  # noqa: F401  (registers the subscriber tables)
+    from newsletter.search import ensure_index as ensure_search_index
 
     try:
         SQLModel.metadata.create_all(engine)
+        ensure_search_index(engine)
     except OperationalError as exc:
         raise DatabaseError(
             f"cannot reach the database {_redact(str(engine.url))}: {exc.orig}; "
