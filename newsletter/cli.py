@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from newsletter.errors import InvalidInputError, NewsletterError
 
@@ -22,11 +24,13 @@ log = logging.getLogger("newsletter")
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _services(args: argparse.Namespace) -> Any:
+def _services(args: argparse.Namespace, settings: Any = None) -> Any:
     from newsletter.pipeline import Services
     from newsletter.settings import load_settings
 
-    return Services.build(load_settings())
+    settings = settings or load_settings()
+    _configure_logging(args.debug, settings.log_format, getattr(args, "log_level", logging.WARNING))
+    return Services.build(settings)
 
 
 def _out(data: Any, as_json: bool, lines: Callable[[], Sequence[str]]) -> None:
@@ -115,10 +119,14 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_run_once(args: argparse.Namespace) -> int:
     from newsletter.delivery import get_backend
     from newsletter.pipeline import parse_date, run_once
+    from newsletter.service import stop_on_signals
 
     date = parse_date(args.date)
     svc = _services(args)
-    collected, report = run_once(svc, date, get_backend(svc.settings))
+    stop = threading.Event()
+    # SIGTERM (a CronJob's pod being stopped) lets the current chunk finish and be recorded.
+    with stop_on_signals(stop):
+        collected, report = run_once(svc, date, get_backend(svc.settings), should_stop=stop.is_set)
     for s in collected.sources:
         if s.error:
             print(f"source failed: {s.url}: {s.error}", file=sys.stderr)
@@ -126,6 +134,40 @@ def cmd_run_once(args: argparse.Namespace) -> int:
         print(note)
     print(report.line())
     return 0 if report.ok and collected.ok else 1
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from newsletter.delivery import get_backend
+    from newsletter.scheduler import parse_trigger
+    from newsletter.service import serve
+    from newsletter.settings import load_settings
+
+    settings = load_settings()
+    if not args.no_scheduler:
+        parse_trigger(settings.schedule, settings.timezone)
+    svc = _services(args, settings)
+    get_backend(svc.settings)  # refuse a bad mail setup at start, not at 07:00
+    finished = serve(
+        svc,
+        lambda: get_backend(svc.settings),
+        host=args.host,
+        port=args.port,
+        web=not args.no_web,
+        scheduler=not args.no_scheduler,
+    )
+    if not finished:
+        # A run thread is still mailing; only a hard exit keeps the 30 s shutdown promise.
+        logging.shutdown()
+        os._exit(1)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from newsletter.service import health, status_lines
+
+    data = health(_services(args))
+    _out(data, args.json, lambda: status_lines(data))
+    return 0 if data["ok"] else 1
 
 
 def cmd_categories(args: argparse.Namespace) -> int:
@@ -241,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run-once", cmd_run_once, "collect, then prepare and send (idempotent per date)")
     p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
 
+    p = command("start", cmd_start, "run the web app and the daily schedule in one process")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument("--no-web", action="store_true", help="run only the scheduler")
+    p.add_argument("--no-scheduler", action="store_true", help="run only the web app")
+    p.set_defaults(log_level=logging.INFO)
+
+    p = command("status", cmd_status, "database, scheduler, last issue and next run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = command("categories", cmd_categories, "list the category taxonomy")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -267,13 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not debug:
-        logging.getLogger("matplotlib").setLevel(logging.ERROR)
+def _configure_logging(
+    debug: bool, log_format: Literal["text", "json"] = "text", level: int = logging.WARNING
+) -> None:
+    from newsletter.logs import configure_logging
+
+    configure_logging(logging.DEBUG if debug else level, log_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,6 +120,7 @@ def _redact(url: str) -> str:
 def init_schema(engine: Engine) -> None:
     """Create or upgrade the schema; the one place that touches DDL."""
     import subscribers.models  # noqa: F401  (registers the subscriber tables)
+    from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
     from newsletter.search import ensure_index as ensure_search_index
 
     try:

@@ -114,14 +114,36 @@ def load_sample(svc: Services) -> dt.date:
 
 
 def resolve_date(svc: Services, date: dt.date | None) -> dt.date | None:
-    """``date`` itself, or the newest announcement that has no completed issue yet."""
+    """``date`` itself, or the newest announcement that has no completed issue yet.
+
+    Only announcements newer than the newest sent issue count: days missed during an
+    outage are not sent late (``--date`` still sends one on purpose).
+    """
     if date is not None:
         return date
     done = store.issue_dates(svc.engine, status="sent")
-    return next((d for d in store.announced_dates(svc.engine) if d not in done), None)
+    newest_done = max(done, default=None)
+    return next(
+        (
+            d
+            for d in store.announced_dates(svc.engine)
+            if d not in done and (newest_done is None or d > newest_done)
+        ),
+        None,
+    )
 
 
 # -- classify, summarize, chart: the digest ------------------------------------------------
+
+#: The issue row's status, in order; a re-run never moves it backwards.
+STAGES = ("collected", "classified", "summarized", "rendered", "sending", "sent")
+
+
+def advance(current: str, new: str) -> str:
+    """``new`` when it is a later stage than ``current``, else ``current``."""
+    if current in STAGES and STAGES.index(current) >= STAGES.index(new):
+        return current
+    return new
 
 
 def _classify(svc: Services, papers: Sequence[Paper]) -> dict[str, tuple[str, ...]]:
@@ -164,6 +186,14 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         content["classification"] = {k: list(v) for k, v in _classify(svc, papers).items()}
         content.setdefault("made_with", "offline")
         changed = True
+        # Stored at once: a restart after a crash in the reports keeps the classification.
+        store.update_issue(
+            svc.engine,
+            issue.id,
+            content=json.dumps(content, ensure_ascii=False),
+            status=advance(issue.status, "classified"),
+            paper_count=len(papers),
+        )
     classification = {k: tuple(v) for k, v in content["classification"].items()}
     grouped = classify.group(papers, classification, svc.taxonomy)
     reports = content.setdefault("reports", {})
@@ -175,7 +205,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         charts[language] = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
         changed = True
     if changed:
-        status = issue.status if issue.status in ("sending", "sent") else "summarized"
+        status = advance(issue.status, "summarized")
         store.update_issue(
             svc.engine,
             issue.id,
@@ -203,6 +233,24 @@ def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssu
     return render_issue(digest, view, svc.taxonomy, Links(archive_url=svc.archive_url(digest.date)))
 
 
+def render_stage(svc: Services, digest: Digest) -> None:
+    """Render the whole issue once and store it (status ``rendered``) before any mail goes out.
+
+    A template error then stops the run before the first reader is mailed, and the
+    stored page (``content["rendered"][language]``: subject, html, text with the
+    link placeholders) is what the archive can serve.
+    """
+    issue = store.get_issue(svc.engine, digest.date)
+    assert issue is not None and issue.id is not None
+    content: dict[str, Any] = json.loads(issue.content or "{}")
+    rendered = content.setdefault("rendered", {})
+    if digest.language not in rendered:
+        full = render_view(svc, digest, ReaderView(digest.slugs, digest.language))
+        rendered[digest.language] = {"subject": full.subject, "html": full.html, "text": full.text}
+        store.update_issue(svc.engine, issue.id, content=json.dumps(content, ensure_ascii=False))
+    store.update_issue(svc.engine, issue.id, status=advance(issue.status, "rendered"))
+
+
 # -- send ------------------------------------------------------------------------------------
 
 
@@ -216,6 +264,10 @@ class SendReport:
     deferred: int = 0
     already: int = 0
     dry_run: bool = False
+    #: Another process holds this date (see ``locks``); this run did nothing.
+    locked: bool = False
+    #: Stopped on request (SIGTERM) between chunks; the next run sends to the rest.
+    stopped: bool = False
     groups: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -249,8 +301,13 @@ def send(
     *,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SendReport:
-    """Mail the issue of ``date`` to every active reader who has not had it yet."""
+    """Mail the issue of ``date`` to every active reader who has not had it yet.
+
+    ``should_stop`` is asked between chunks (graceful shutdown): when it says yes the
+    current chunk has been mailed and recorded, and the issue stays ``sending``.
+    """
     if not dry_run:
         svc.settings.require_safe_secret()
     date = resolve_date(svc, date)
@@ -266,8 +323,9 @@ def send(
     issue = store.get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
     if not dry_run:
+        render_stage(svc, base_digest)
         report.unknown += ledger.mark_stale_unknown(svc.engine, issue.id)
-        store.update_issue(svc.engine, issue.id, status="sending")
+        store.update_issue(svc.engine, issue.id, status=advance(issue.status, "sending"))
 
     groups: dict[ReaderView, list[subscriber_store.Recipient]] = {}
     available = set(base_digest.slugs)
@@ -292,7 +350,13 @@ def send(
                 digests[view.language] = digest
             rendered = render_view(svc, digests[view.language], view)
             cats = ",".join(view.categories)
+            if should_stop is not None and should_stop():
+                report.stopped = True
+                break
             for chunk in _chunks(readers, SEND_CHUNK):
+                if should_stop is not None and should_stop():
+                    report.stopped = True
+                    break
                 if dry_run:
                     report.sent += len(chunk)
                     continue
@@ -332,17 +396,38 @@ def send(
         totals = ledger.counts(svc.engine, issue.id)
         report.unknown = totals.get("unknown", 0)
         pending = totals.get("sending", 0) + totals.get("deferred", 0)
-        if not pending and not report.failed:
+        if report.stopped:
+            report.notes.append(f"stopped on request; the next run mails the rest of {date}")
+        elif not pending and not report.failed:
             store.update_issue(svc.engine, issue.id, status="sent", sent_at=utcnow())
     return report
 
 
 def run_once(
-    svc: Services, date: dt.date | None, backend: MailBackend
+    svc: Services,
+    date: dt.date | None,
+    backend: MailBackend,
+    *,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[CollectReport, SendReport]:
-    """Collect, then prepare and send: idempotent per date."""
+    """Collect, then prepare and send: idempotent per date, one process per date.
+
+    The date's lock (``locks.date_lock``) makes a second scheduler or a cron-driven
+    ``run-once`` on the same database skip the date instead of racing for it.
+    """
+    from newsletter.locks import date_lock
+
     collected = collect(svc, date)
-    return collected, send(svc, date, backend)
+    date = resolve_date(svc, date)
+    if date is None:
+        return collected, send(svc, date, backend, should_stop=should_stop)
+    with date_lock(svc.engine, date) as held:
+        if not held:
+            log.info("another process holds the issue of %s; skipping it", date)
+            report = SendReport(date, locked=True)
+            report.notes.append(f"another process is preparing or sending {date}; skipped")
+            return collected, report
+        return collected, send(svc, date, backend, should_stop=should_stop)
 
 
 # -- preview and demo ----------------------------------------------------------------------

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Seoul"
     admin_email: str = ""
     log_format: Literal["text", "json"] = "text"
+    # The service: run at start when the last scheduled time passed this recently without a run.
+    catchup_hours: float = Field(default=12.0, ge=0)
+    # A run whose database is down is retried this many times, waiting RETRY_SECONDS, doubling.
+    run_attempts: int = Field(default=5, ge=1)
+    run_retry_seconds: float = Field(default=30.0, ge=0)
     chart_mode: Literal["inline", "hosted"] = "inline"
 
     @field_validator("feeds", "llm_fallbacks", "old_secret_keys", mode="before")

@@ -1,0 +1,181 @@
+"""The service's memory in the database: each scheduled run, and each scheduler's heartbeat.
+
+Runs answer "did the last scheduled time pass without a completed run?" (catch-up
+at start) and "what failed?" (``newsletter status``). Heartbeats let any process
+(``newsletter status``, ``/healthz`` of a web-only replica) tell whether some
+scheduler is alive. Times are stored as naive UTC so SQLite and PostgreSQL agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+from newsletter.db import utcnow
+
+#: Outcomes after which the scheduled time counts as handled (no catch-up needed).
+COMPLETED = ("sent", "nothing", "skipped")
+OUTCOMES = ("running", *COMPLETED, "failed", "stopped")
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    return None if moment is None else moment.replace(tzinfo=dt.UTC)
+
+
+class ServiceRun(SQLModel, table=True):
+    """One attempt of the daily job: when, why, for which issue date, and how it ended."""
+
+    __tablename__ = "service_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger: str = Field(default="schedule", max_length=20)  # schedule | catch-up | manual
+    scheduled_for: dt.datetime | None = None
+    started_at: dt.datetime = Field(index=True)
+    finished_at: dt.datetime | None = Field(default=None, index=True)
+    owner: str = Field(default="", max_length=200)
+    date: dt.date | None = None
+    outcome: str = Field(default="running", max_length=20)
+    detail: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class SchedulerBeat(SQLModel, table=True):
+    """A live scheduler process, refreshed every ``HEARTBEAT`` and removed at shutdown."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    owner: str = Field(primary_key=True, max_length=200)
+    started_at: dt.datetime
+    beat_at: dt.datetime
+    next_run_time: dt.datetime | None = None
+
+
+RUNS = ServiceRun.__table__  # type: ignore[attr-defined]
+BEATS = SchedulerBeat.__table__  # type: ignore[attr-defined]
+HEARTBEAT = dt.timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    trigger: str
+    scheduled_for: dt.datetime | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    date: dt.date | None
+    outcome: str
+    detail: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "trigger": self.trigger,
+            "scheduled_for": self.scheduled_for and self.scheduled_for.isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at and self.finished_at.isoformat(),
+            "date": self.date and self.date.isoformat(),
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+def start_run(engine: Engine, trigger: str, scheduled_for: dt.datetime | None, owner: str) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.insert(RUNS)
+            .values(
+                trigger=trigger,
+                scheduled_for=scheduled_for and _naive(scheduled_for),
+                started_at=_naive(utcnow()),
+                owner=owner,
+                outcome="running",
+                detail="",
+            )
+            .returning(RUNS.c.id)
+        )
+        return int(result.scalar_one())
+
+
+def finish_run(
+    engine: Engine, run_id: int, outcome: str, date: dt.date | None, detail: str
+) -> None:
+    assert outcome in OUTCOMES
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.id == run_id)
+            .values(outcome=outcome, date=date, detail=detail, finished_at=_naive(utcnow()))
+        )
+
+
+def completed_since(engine: Engine, since: dt.datetime) -> bool:
+    """Whether some run finished with a completed outcome at or after ``since``."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(RUNS.c.id)
+            .where(RUNS.c.finished_at >= _naive(since), RUNS.c.outcome.in_(COMPLETED))
+            .limit(1)
+        ).first()
+        return found is not None
+
+
+def recent_runs(engine: Engine, limit: int = 5) -> list[RunRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit)).all()
+    return [
+        RunRecord(
+            id=r.id,
+            trigger=r.trigger,
+            scheduled_for=_aware(r.scheduled_for),
+            started_at=r.started_at.replace(tzinfo=dt.UTC),
+            finished_at=_aware(r.finished_at),
+            date=r.date,
+            outcome=r.outcome,
+            detail=r.detail,
+        )
+        for r in rows
+    ]
+
+
+def beat(
+    engine: Engine, owner: str, started_at: dt.datetime, next_run_time: dt.datetime | None
+) -> None:
+    """Insert or refresh this scheduler's heartbeat."""
+    values = {
+        "beat_at": _naive(utcnow()),
+        "next_run_time": next_run_time and _naive(next_run_time),
+    }
+    with engine.begin() as conn:
+        updated = conn.execute(sa.update(BEATS).where(BEATS.c.owner == owner).values(**values))
+        if not updated.rowcount:
+            conn.execute(
+                sa.insert(BEATS).values(owner=owner, started_at=_naive(started_at), **values)
+            )
+
+
+def drop_beat(engine: Engine, owner: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(BEATS).where(BEATS.c.owner == owner))
+
+
+@dataclass(frozen=True)
+class Beat:
+    owner: str
+    beat_at: dt.datetime
+    next_run_time: dt.datetime | None
+
+
+def live_schedulers(engine: Engine, now: dt.datetime | None = None) -> list[Beat]:
+    """Schedulers whose heartbeat is fresher than three beats."""
+    cutoff = _naive((now or utcnow()) - 3 * HEARTBEAT)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(BEATS).where(BEATS.c.beat_at >= cutoff).order_by(BEATS.c.beat_at.desc())
+        ).all()
+    return [Beat(r.owner, r.beat_at.replace(tzinfo=dt.UTC), _aware(r.next_run_time)) for r in rows]
