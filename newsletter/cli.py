@@ -92,13 +92,37 @@ def cmd_preview(args: argparse.Namespace) -> int:
     date = parse_date(args.date)
     svc = _services(args)
     cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
-    files = preview(svc, date, Path(args.out), cats, args.language)
+    language = args.language
+    if args.subscriber:
+        cats, language = _subscriber_view(svc, args)
+    files = preview(svc, date, Path(args.out), cats, language)
     for path in files:
         print(path)
     if args.open:
         import webbrowser
 
         webbrowser.open(files[0].resolve().as_uri())
+    return 0
+
+
+def _subscriber_view(svc: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    """The categories and language a given reader gets (``preview --subscriber``)."""
+    from subscribers.store import get_by_email
+
+    if args.categories:
+        raise InvalidInputError("use either --subscriber or --categories, not both")
+    reader = get_by_email(svc.engine, args.subscriber)
+    if reader is None:
+        raise InvalidInputError("no such subscriber; see `newsletter subscribers list`")
+    if reader.status != "active":
+        print(f"note: this reader is {reader.status} and gets no issue now", file=sys.stderr)
+    return reader.categories, args.language or reader.language
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from subscribers.web import serve
+
+    serve(_services(args), args.host, args.port)
     return 0
 
 
@@ -197,7 +221,9 @@ def cmd_sub_add(args: argparse.Namespace) -> int:
     info = add_active(
         svc.engine, svc.taxonomy, args.email, cats, args.language or svc.settings.language
     )
-    print(f"active: {info.email} ({', '.join(info.categories)}; {info.language})")
+    print(f"{info.status}: {info.email} ({', '.join(info.categories)}; {info.language})")
+    if info.status != "active":
+        print("the reader said no or the address is dead: only they can subscribe again")
     return 0
 
 
@@ -273,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
     p.add_argument("--categories", help="comma-separated slugs (default: all)")
     p.add_argument("--language", help="report language, e.g. ko or en")
+    p.add_argument("--subscriber", metavar="EMAIL", help="what this reader gets (their choices)")
     p.add_argument("--out", default="preview", help="output directory (default: preview)")
     p.add_argument("--open", action="store_true", help="open the HTML in a browser")
 
@@ -292,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("status", cmd_status, "database, scheduler, last issue and next run")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("serve", cmd_serve, "run the web app: subscribe, manage, unsubscribe, archive")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
 
     p = command("categories", cmd_categories, "list the category taxonomy")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET_KEY
     old_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Rate limits of the public subscribe form, in `limits` notation ("10/minute").
+    subscribe_rate_ip: str = "10/minute"
+    subscribe_rate_address: str = "3/hour"
     language: str = "ko"
     schedule: str = "0 7 * * *"
     timezone: str = "Asia/Seoul"

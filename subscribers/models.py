@@ -10,8 +10,11 @@ from sqlmodel import Field, SQLModel
 from newsletter.db import utcnow
 
 STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced", "complained")
-#: Statuses that an operator import must not revive: the reader said no, or the address is dead.
+#: Statuses that neither the operator (CLI add, import) nor a webhook may revive: the reader
+#: said no, or the address is dead. Only the reader can, by subscribing again and confirming.
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
+#: Where a change came from, as recorded on every SubscriberEvent.
+SOURCES = ("web", "one-click", "cli", "webhook", "import", "demo")
 
 
 class Subscriber(SQLModel, table=True):
@@ -26,6 +29,10 @@ class Subscriber(SQLModel, table=True):
     cadence: str = "daily"
     created_at: dt.datetime = Field(default_factory=utcnow)
     confirmed_at: dt.datetime | None = None
+    # Set while a subscribe request waits for its confirmation and carried in the confirm
+    # link; cleared on confirmation or any later status change, so an old link cannot
+    # re-activate a reader who has since unsubscribed.
+    confirm_nonce: str = Field(default="", max_length=32)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
     @property

@@ -1,6 +1,9 @@
 """Subscriber operations shared by the CLI, the web app and the sender.
 
-Every status change goes through ``_set_status`` so it is recorded with its source.
+Every status or preference change goes through ``_set_status`` or ``_record`` so it
+is recorded with its time and source. A suppressed address (unsubscribed, bounced,
+complained) is revived only by ``confirm``: the reader subscribed again and
+followed the link mailed to them; neither the operator nor an import can.
 """
 
 from __future__ import annotations
@@ -8,18 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, utcnow
 from newsletter.errors import InvalidInputError
-from subscribers.models import SUPPRESSED, Subscriber, SubscriberEvent
+from subscribers.models import STATUSES, SUPPRESSED, Subscriber, SubscriberEvent
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +69,22 @@ def _record(session: Session, row: Subscriber, kind: str, detail: str, source: s
     session.add(SubscriberEvent(subscriber_id=row.id, kind=kind, detail=detail, source=source))
 
 
-def _set_status(session: Session, row: Subscriber, status: str, source: str) -> None:
+def _set_status(
+    session: Session, row: Subscriber, status: str, source: str, *, revive: bool = False
+) -> None:
+    """Change and record a status; only a confirmation (``revive``) lifts a suppression."""
+    if status not in STATUSES:
+        raise InvalidInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     if row.status == status:
         return
+    if row.status in SUPPRESSED and status not in SUPPRESSED and not revive:
+        raise InvalidInputError(
+            f"this reader is {row.status}; only they can subscribe again (on the web form, "
+            "then confirming by mail)"
+        )
     previous = row.status
     row.status = status
+    row.confirm_nonce = ""
     row.updated_at = utcnow()
     if status == "active" and row.confirmed_at is None:
         row.confirmed_at = utcnow()
@@ -88,28 +105,50 @@ def add_active(
     language: str = "ko",
     *,
     source: str = "cli",
-    revive_suppressed: bool = True,
 ) -> SubscriberInfo:
     """Add or update a reader the operator vouches for, active at once.
 
-    With ``revive_suppressed=False`` (imports) an unsubscribed, bounced or
-    complained address keeps its status: the reader's "no" outranks a CSV file.
+    An unsubscribed, bounced or complained address is left exactly as it is
+    (check the returned status): the reader's "no" outranks the operator and any
+    CSV file; only the reader can subscribe again.
     """
     address = normalize_email(email)
     slugs = taxonomy.validate(categories) if categories is not None else taxonomy.slugs
     with session_scope(engine) as session:
         row = _find(session, address)
+        if row is not None and row.status in SUPPRESSED:
+            return _info(row)
         if row is None:
-            row = Subscriber(email=address, status="pending")
+            row = Subscriber(
+                email=address, status="pending", categories=",".join(slugs), language=language
+            )
             session.add(row)
-        row.categories = ",".join(slugs)
-        row.language = language
-        row.updated_at = utcnow()
-        session.add(row)
-        session.flush()
-        if row.status not in SUPPRESSED or revive_suppressed:
-            _set_status(session, row, "active", source)
+            session.flush()
+        else:
+            _change_preferences(session, row, slugs, language, source)
+        _set_status(session, row, "active", source)
         return _info(row)
+
+
+def _change_preferences(
+    session: Session, row: Subscriber, slugs: tuple[str, ...], language: str, source: str
+) -> bool:
+    """Store new categories and language, recording what changed; False if nothing did."""
+    categories = ",".join(slugs)
+    changes = []
+    if row.categories != categories:
+        changes.append(f"categories: {row.categories or '-'} -> {categories or '-'}")
+    if row.language != language:
+        changes.append(f"language: {row.language} -> {language}")
+    if not changes:
+        return False
+    row.categories = categories
+    row.language = language
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    _record(session, row, "preferences", "; ".join(changes), source)
+    return True
 
 
 def get_by_id(engine: Engine, subscriber_id: int) -> SubscriberInfo | None:
@@ -125,6 +164,7 @@ def get_by_email(engine: Engine, email: str) -> SubscriberInfo | None:
 
 
 def set_status(engine: Engine, subscriber_id: int, status: str, source: str) -> None:
+    """Record a status change (e.g. ``bounced`` from a webhook); unknown ids are ignored."""
     with session_scope(engine) as session:
         row = session.get(Subscriber, subscriber_id)
         if row is not None:
@@ -149,6 +189,203 @@ def remove(engine: Engine, email: str, source: str = "cli") -> bool:
         _set_status(session, row, "unsubscribed", source)
         return True
 
+
+# -- the reader's own actions (web) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """What a subscribe form submission led to: which mail the address should get."""
+
+    subscriber_id: int
+    mail: Literal["confirm", "manage"]
+    nonce: str  # for the confirm link; "" for a manage mail
+    categories: tuple[str, ...]
+    language: str
+
+
+def request_subscription(
+    engine: Engine,
+    taxonomy: Taxonomy,
+    email: str,
+    categories: Iterable[str],
+    language: str,
+    *,
+    source: str = "web",
+) -> SubscribeRequest:
+    """Note a subscribe request; nothing is mailed to anyone until it is confirmed.
+
+    A new, pending or suppressed address keeps (or gets) a non-mailed status and an
+    outstanding request with the chosen categories: it needs a confirmation mail.
+    An active or paused address is left unchanged (a stranger must not change a
+    reader's choices): it gets a mail with its manage link instead.
+    """
+    address = normalize_email(email)
+    slugs = taxonomy.validate(categories)
+    if not slugs:
+        raise InvalidInputError("choose at least one category")
+    # Two racing first requests for one address: the loser retries and finds the row.
+    for attempt in range(2):
+        try:
+            with session_scope(engine) as session:
+                return _request(session, address, slugs, language, source)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _request(
+    session: Session, address: str, slugs: tuple[str, ...], language: str, source: str
+) -> SubscribeRequest:
+    row = _find(session, address)
+    if row is None:
+        row = Subscriber(
+            email=address, status="pending", categories=",".join(slugs), language=language
+        )
+        session.add(row)
+        session.flush()
+        _record(session, row, "status", "new->pending", source)
+    elif row.status in ("active", "paused"):
+        _record(session, row, "request", "manage link mailed", source)
+        return SubscribeRequest(_id(row), "manage", "", row.category_list, row.language)
+    else:
+        _change_preferences(session, row, slugs, language, source)
+    # Re-sending keeps the outstanding nonce, so every confirmation mail of one request works.
+    if not row.confirm_nonce:
+        row.confirm_nonce = secrets.token_urlsafe(12)
+        row.updated_at = utcnow()
+        session.add(row)
+    _record(session, row, "request", "confirmation mailed", source)
+    return SubscribeRequest(_id(row), "confirm", row.confirm_nonce, slugs, language)
+
+
+def _id(row: Subscriber) -> int:
+    assert row.id is not None
+    return row.id
+
+
+def pending_request(engine: Engine, subscriber_id: int, nonce: str) -> SubscriberInfo | None:
+    """The reader whose outstanding request ``nonce`` names, or None if it was used or replaced."""
+    with Session(engine) as session:
+        row = session.get(Subscriber, subscriber_id)
+        if row is None or not _nonce_matches(row, nonce):
+            return None
+        return _info(row)
+
+
+def _nonce_matches(row: Subscriber, nonce: str) -> bool:
+    return (
+        bool(nonce) and bool(row.confirm_nonce) and secrets.compare_digest(row.confirm_nonce, nonce)
+    )
+
+
+def confirm(
+    engine: Engine, subscriber_id: int, nonce: str, *, source: str = "web"
+) -> SubscriberInfo | None:
+    """Activate the reader whose request ``nonce`` names; None if it was used or replaced.
+
+    This is the only way a suppressed (unsubscribed, bounced, complained) address
+    becomes active again.
+    """
+    with session_scope(engine) as session:
+        row = session.get(Subscriber, subscriber_id)
+        if row is None or not _nonce_matches(row, nonce):
+            return None
+        _set_status(session, row, "active", source, revive=True)
+        row.confirmed_at = utcnow()
+        session.add(row)
+        return _info(row)
+
+
+def update_preferences(
+    engine: Engine,
+    taxonomy: Taxonomy,
+    subscriber_id: int,
+    categories: Iterable[str],
+    language: str,
+    *,
+    source: str = "web",
+) -> SubscriberInfo:
+    """Change an active or paused reader's categories and language."""
+    slugs = taxonomy.validate(categories)
+    if not slugs:
+        raise InvalidInputError("choose at least one category, or unsubscribe")
+    with session_scope(engine) as session:
+        row = _get_mailable(session, subscriber_id)
+        _change_preferences(session, row, slugs, language, source)
+        return _info(row)
+
+
+def pause(engine: Engine, subscriber_id: int, *, source: str = "web") -> SubscriberInfo:
+    """Stop mailing an active reader for now, keeping their choices."""
+    with session_scope(engine) as session:
+        row = _get_mailable(session, subscriber_id)
+        _set_status(session, row, "paused", source)
+        return _info(row)
+
+
+def resume(engine: Engine, subscriber_id: int, *, source: str = "web") -> SubscriberInfo:
+    """Mail a paused reader again."""
+    with session_scope(engine) as session:
+        row = _get_mailable(session, subscriber_id)
+        _set_status(session, row, "active", source)
+        return _info(row)
+
+
+def _get_mailable(session: Session, subscriber_id: int) -> Subscriber:
+    row = session.get(Subscriber, subscriber_id)
+    if row is None or row.status not in ("active", "paused"):
+        raise InvalidInputError("this subscription is not active; subscribe again first")
+    return row
+
+
+def unsubscribe(engine: Engine, subscriber_id: int, *, source: str = "web") -> bool:
+    """Unsubscribe at once (idempotent); any outstanding request is cancelled too.
+
+    Returns False when the id is unknown. A bounced or complained address keeps
+    that status, which already stops all mail.
+    """
+    with session_scope(engine) as session:
+        row = session.get(Subscriber, subscriber_id)
+        if row is None:
+            return False
+        if row.status in SUPPRESSED:
+            if row.confirm_nonce:
+                row.confirm_nonce = ""
+                session.add(row)
+                _record(session, row, "request", "cancelled by unsubscribe", source)
+            return True
+        _set_status(session, row, "unsubscribed", source)
+        return True
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    at: str
+    kind: str
+    detail: str
+    source: str
+
+
+def events(engine: Engine, subscriber_id: int) -> list[EventInfo]:
+    """The reader's audit trail, oldest first."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(SubscriberEvent)
+            .where(SubscriberEvent.subscriber_id == subscriber_id)
+            .order_by(SubscriberEvent.id)  # type: ignore[arg-type]
+        )
+        return [EventInfo(r.at.isoformat(), r.kind, r.detail, r.source) for r in rows]
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot answer a trivial query (for health checks)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+# -- CSV ------------------------------------------------------------------------------------
 
 CSV_HEADER = ("email", "categories", "language")
 
@@ -175,9 +412,7 @@ def import_csv(
         rows.append((address, slugs, (record.get("language") or default_language).strip()))
     suppressed = 0
     for address, slugs, language in rows:
-        info = add_active(
-            engine, taxonomy, address, slugs, language, source="import", revive_suppressed=False
-        )
+        info = add_active(engine, taxonomy, address, slugs, language, source="import")
         suppressed += info.status in SUPPRESSED
     return len(rows) - suppressed, suppressed
 

@@ -3,7 +3,8 @@
 itsdangerous signs with the current key and verifies with the current and any old
 keys, so rotating NEWSLETTER_SECRET_KEY keeps links in old e-mails working.
 Unsubscribe links never expire (a reader must always be able to leave); confirm
-links expire after 7 days.
+links expire after 7 days. A confirm link also carries the nonce of the subscribe
+request it answers, so it works only while that request is outstanding.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from newsletter.errors import TokenError
 
@@ -31,20 +32,29 @@ class Signer:
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self._keys, salt=f"newsletter.{purpose}")
 
-    def sign(self, subscriber_id: int, purpose: Purpose) -> str:
-        return str(self._serializer(purpose).dumps(subscriber_id))
+    def sign(self, subscriber_id: int, purpose: Purpose, nonce: str = "") -> str:
+        """A token for ``purpose``; with ``nonce`` it also carries that value (confirm links)."""
+        payload: int | list[int | str] = [subscriber_id, nonce] if nonce else subscriber_id
+        return str(self._serializer(purpose).dumps(payload))
 
     def unsign(self, token: str, purpose: Purpose) -> int:
         """The subscriber id in ``token``; TokenError if tampered, expired or for another use."""
+        return self.unsign_with_nonce(token, purpose)[0]
+
+    def unsign_with_nonce(self, token: str, purpose: Purpose) -> tuple[int, str]:
+        """(subscriber id, nonce) in ``token``; the nonce is "" when none was signed."""
         try:
             value = self._serializer(purpose).loads(token, max_age=MAX_AGE[purpose])
         except SignatureExpired as exc:
             raise TokenError("this link has expired; ask for a new one") from exc
-        except BadSignature as exc:
+        except BadData as exc:  # any tampering, truncation or wrong key
             raise TokenError("this link is not valid") from exc
-        if not isinstance(value, int) or isinstance(value, bool):
+        nonce: object = ""
+        if isinstance(value, list) and len(value) == 2:
+            value, nonce = value
+        if not isinstance(value, int) or isinstance(value, bool) or not isinstance(nonce, str):
             raise TokenError("this link is not valid")
-        return value
+        return value, nonce
 
 
 def reader_links(signer: Signer, base_url: str, subscriber_id: int) -> dict[str, str]:

@@ -1,0 +1,150 @@
+"""ASGI middleware around the whole web app: bounded bodies and security headers.
+
+Request bodies are read here, before any route sees them, up to a limit: a form
+larger than ``MAX_FORM_BYTES`` or any other body larger than ``MAX_BODY_BYTES``
+is answered 413, and a form that is not UTF-8 (raw or percent-encoded) is
+answered 400, so no handler ever stores mojibake. The body is then replayed to
+the app unchanged.
+
+Every answer gets the security headers below unless the route set its own value
+(a public archive page may choose its own ``Cache-Control``, for instance).
+``Referrer-Policy: no-referrer`` matters most: the reader links carry tokens in
+their path, which a Referer header would hand to any site linked from a page.
+The CSP allows no script at all; it allows inline styles because the archive
+shows issues styled like the e-mail (inline CSS), and a style cannot run code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: The subscriber forms are a few hundred bytes; this leaves room and nothing more.
+MAX_FORM_BYTES = 16 * 1024
+#: Other bodies (the provider's webhook batches of JSON events) can be larger.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "cache-control": "no-store",
+}
+STATIC_CACHE = "public, max-age=3600"
+
+#: Renders the error page for (status, reason): reason is "too_large" or "bad_body".
+ErrorPage = Callable[[int, str], Awaitable[bytes]]
+
+
+class BodyGuard:
+    """Reads and checks a request body before the app runs, then replays it."""
+
+    def __init__(self, app: ASGIApp, error_page: ErrorPage) -> None:
+        self.app = app
+        self.error_page = error_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+        is_form = content_type.lower() in FORM_TYPES
+        limit = MAX_FORM_BYTES if is_form else MAX_BODY_BYTES
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._reject(send, 413, "too_large")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._reject(send, 413, "too_large")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if is_form and not _is_utf8_form(content_type.lower(), body):
+            await self._reject(send, 400, "bad_body")
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _reject(self, send: Send, status: int, reason: str) -> None:
+        page = await self.error_page(status, reason)
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(page)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": page})
+
+
+def _is_utf8_form(content_type: str, body: bytes) -> bool:
+    """The whole body is UTF-8, and so is every percent-encoded value of a urlencoded form."""
+    try:
+        text = body.decode("utf-8")
+        if content_type == "application/x-www-form-urlencoded":
+            parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer that does not set them itself."""
+
+    def __init__(self, app: ASGIApp, hsts: bool) -> None:
+        self.app = app
+        self.defaults = dict(SECURITY_HEADERS)
+        if hsts:
+            self.defaults["strict-transport-security"] = "max-age=31536000"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in self.defaults.items():
+                    if static and name == "cache-control":
+                        value = STATIC_CACHE
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
