@@ -95,7 +95,9 @@ def list_public(engine: Engine, limit: int, offset: int = 0) -> list[IssueSummar
         return [_summary(r) for r in conn.execute(query)]
 
 
-def is_public(engine: Engine, date: dt.date) -> bool:
-    query = sa.select(ISSUES.c.id).where(ISSUES.c.date == date, _is_public())
+def get_public(engine: Engine, date: dt.date) -> IssueSummary | None:
+    """The issue of ``date`` if it is public, else None."""
+    query = sa.select(ISSUES).where(ISSUES.c.date == date, _is_public())
     with engine.connect() as conn:
-        return conn.execute(query).first() is not None
+        row = conn.execute(query).first()
+    return _summary(row) if row is not None else None

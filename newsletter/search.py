@@ -58,7 +58,7 @@ _SQLITE_DDL = (
 _PG_VECTOR = (
     "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
     "setweight(to_tsvector('english', coalesce(abstract, '')), 'B') || "
-    "setweight(to_tsvector('simple', coalesce(authors, '')), 'C')"
+    "setweight(to_tsvector('english', coalesce(authors, '')), 'C')"
 )
 
 
@@ -122,7 +122,8 @@ class SearchQuery:
 
 def parse_query(raw: str | None) -> SearchQuery:
     """The words of ``raw``; punctuation and operators are dropped, long input is cut."""
-    text = " ".join((raw or "").split())
+    printable = "".join(ch if ch.isprintable() else " " for ch in raw or "")
+    text = " ".join(printable.split())
     shortened = len(text) > MAX_QUERY_CHARS
     text = text[:MAX_QUERY_CHARS]
     terms = tuple(_WORD.findall(text))
