@@ -45,7 +45,7 @@ class RunClaim(SQLModel, table=True):
 
     date: dt.date = Field(primary_key=True)
     owner: str = Field(max_length=200)
-    claimed_at: dt.datetime = Field(default_factory=lambda: utcnow().replace(tzinfo=None))
+    claimed_at: dt.datetime = Field(default_factory=utcnow)
 
 
 CLAIMS = RunClaim.__table__  # type: ignore[attr-defined]
@@ -116,7 +116,7 @@ def _claim_row(engine: Engine, date: dt.date) -> Iterator[bool]:
 def _claim(engine: Engine, date: dt.date, owner: str) -> bool:
     from newsletter.store import insert_ignore
 
-    now = utcnow().replace(tzinfo=None)
+    now = utcnow()
     with engine.begin() as conn:
         inserted = conn.execute(
             insert_ignore(engine, CLAIMS).returning(CLAIMS.c.owner),

@@ -3,7 +3,7 @@
 Runs answer "did the last scheduled time pass without a completed run?" (catch-up
 at start) and "what failed?" (``newsletter status``). Heartbeats let any process
 (``newsletter status``, ``/healthz`` of a web-only replica) tell whether some
-scheduler is alive. Times are stored as naive UTC so SQLite and PostgreSQL agree.
+scheduler is alive. Times are aware UTC (sqlmodel's UTCDateTime) on both databases.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ from newsletter.db import utcnow
 #: Outcomes after which the scheduled time counts as handled (no catch-up needed).
 COMPLETED = ("sent", "nothing", "skipped")
 OUTCOMES = ("running", *COMPLETED, "failed", "stopped")
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else moment.replace(tzinfo=dt.UTC)
 
 
 class ServiceRun(SQLModel, table=True):
@@ -91,8 +83,8 @@ def start_run(engine: Engine, trigger: str, scheduled_for: dt.datetime | None, o
             sa.insert(RUNS)
             .values(
                 trigger=trigger,
-                scheduled_for=scheduled_for and _naive(scheduled_for),
-                started_at=_naive(utcnow()),
+                scheduled_for=scheduled_for,
+                started_at=utcnow(),
                 owner=owner,
                 outcome="running",
                 detail="",
@@ -110,7 +102,7 @@ def finish_run(
         conn.execute(
             sa.update(RUNS)
             .where(RUNS.c.id == run_id)
-            .values(outcome=outcome, date=date, detail=detail, finished_at=_naive(utcnow()))
+            .values(outcome=outcome, date=date, detail=detail, finished_at=utcnow())
         )
 
 
@@ -119,7 +111,7 @@ def completed_since(engine: Engine, since: dt.datetime) -> bool:
     with engine.connect() as conn:
         found = conn.execute(
             sa.select(RUNS.c.id)
-            .where(RUNS.c.finished_at >= _naive(since), RUNS.c.outcome.in_(COMPLETED))
+            .where(RUNS.c.finished_at >= since, RUNS.c.outcome.in_(COMPLETED))
             .limit(1)
         ).first()
         return found is not None
@@ -132,9 +124,9 @@ def recent_runs(engine: Engine, limit: int = 5) -> list[RunRecord]:
         RunRecord(
             id=r.id,
             trigger=r.trigger,
-            scheduled_for=_aware(r.scheduled_for),
-            started_at=r.started_at.replace(tzinfo=dt.UTC),
-            finished_at=_aware(r.finished_at),
+            scheduled_for=r.scheduled_for,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
             date=r.date,
             outcome=r.outcome,
             detail=r.detail,
@@ -148,15 +140,13 @@ def beat(
 ) -> None:
     """Insert or refresh this scheduler's heartbeat."""
     values = {
-        "beat_at": _naive(utcnow()),
-        "next_run_time": next_run_time and _naive(next_run_time),
+        "beat_at": utcnow(),
+        "next_run_time": next_run_time,
     }
     with engine.begin() as conn:
         updated = conn.execute(sa.update(BEATS).where(BEATS.c.owner == owner).values(**values))
         if not updated.rowcount:
-            conn.execute(
-                sa.insert(BEATS).values(owner=owner, started_at=_naive(started_at), **values)
-            )
+            conn.execute(sa.insert(BEATS).values(owner=owner, started_at=started_at, **values))
 
 
 def drop_beat(engine: Engine, owner: str) -> None:
@@ -173,9 +163,9 @@ class Beat:
 
 def live_schedulers(engine: Engine, now: dt.datetime | None = None) -> list[Beat]:
     """Schedulers whose heartbeat is fresher than three beats."""
-    cutoff = _naive((now or utcnow()) - 3 * HEARTBEAT)
+    cutoff = (now or utcnow()) - 3 * HEARTBEAT
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(BEATS).where(BEATS.c.beat_at >= cutoff).order_by(BEATS.c.beat_at.desc())
         ).all()
-    return [Beat(r.owner, r.beat_at.replace(tzinfo=dt.UTC), _aware(r.next_run_time)) for r in rows]
+    return [Beat(r.owner, r.beat_at, r.next_run_time) for r in rows]

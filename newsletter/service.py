@@ -120,7 +120,7 @@ class DailyRun:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
-            "database unreachable during the daily run (attempt %d of %d: %s); retrying in %.0f s",
+            "database unreachable during the daily run (attempt %d of %d: %s); retrying in %.3g s",
             state.attempt_number,
             self.svc.settings.run_attempts,
             _one_line(exc),
@@ -463,6 +463,7 @@ def _start_web(
     svc: Services, sched: ServiceScheduler | None, host: str, port: int
 ) -> tuple[Any, threading.Thread]:
     import uvicorn
+
     from subscribers.web import create_app
 
     app = create_app(svc)

@@ -1,0 +1,79 @@
+"""One run per date across processes: PostgreSQL advisory lock, SQLite claim row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import textwrap
+
+import sqlalchemy as sa
+
+from newsletter.db import init_schema, make_engine
+from newsletter.locks import CLAIMS, date_lock
+
+DAY = dt.date(2024, 11, 22)
+
+
+def test_second_holder_is_refused_until_release(database_url: str) -> None:
+    one, two = make_engine(database_url), make_engine(database_url)
+    init_schema(one)
+    with date_lock(one, DAY) as held:
+        assert held
+        with date_lock(two, DAY) as other:
+            assert not other
+        with date_lock(two, DAY + dt.timedelta(days=1)) as next_day:
+            assert next_day
+    with date_lock(two, DAY) as again:
+        assert again
+    one.dispose()
+    two.dispose()
+
+
+def test_lock_is_released_when_the_holder_dies(database_url: str) -> None:
+    """A killed process never blocks the date: PG drops its session, SQLite sees a dead pid."""
+    engine = make_engine(database_url)
+    init_schema(engine)
+    holder = textwrap.dedent(
+        f"""
+        import datetime as dt, sys, time
+        from newsletter.db import make_engine
+        from newsletter.locks import date_lock
+        engine = make_engine({database_url!r})
+        with date_lock(engine, dt.date(2024, 11, 22)) as held:
+            print("held" if held else "refused", flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        with date_lock(engine, DAY) as held:
+            assert not held
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    with date_lock(engine, DAY) as held:
+        assert held
+    engine.dispose()
+
+
+def test_sqlite_claim_of_a_live_process_elsewhere_is_respected(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    init_schema(engine)
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(CLAIMS).values(date=DAY, owner="other-host:1:abc", claimed_at=now))
+    with date_lock(engine, DAY) as held:
+        assert not held
+    with engine.begin() as conn:  # a claim older than STALE_AFTER is abandoned
+        conn.execute(sa.update(CLAIMS).values(claimed_at=now - dt.timedelta(hours=7)))
+    with date_lock(engine, DAY) as held:
+        assert held
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(CLAIMS)).scalar() == 0
+    engine.dispose()

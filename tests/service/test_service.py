@@ -1,0 +1,279 @@
+"""The daily run left alone: catch-up at start, retries when the database is down, reports.
+
+The clock is controlled with time-machine; the scheduler is APScheduler's real
+BackgroundScheduler with the database job store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from newsletter import runs, store
+from newsletter.cli import main
+from newsletter.db import make_engine
+from newsletter.delivery.memory import MemoryBackend
+from newsletter.pipeline import Services, send
+from newsletter.service import DailyRun, build_scheduler, health, missed_run, serve, status_lines
+from tests.service.conftest import SAMPLE_DATE, seed
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def with_settings(svc: Services, **values: object) -> Services:
+    return dataclasses.replace(svc, settings=svc.settings.model_copy(update=values))
+
+
+def factory(backend: MemoryBackend) -> Callable[[], MemoryBackend]:
+    return lambda: backend
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def dead_engine(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An engine for the same kind of database that cannot be reached."""
+    if database_url.startswith("sqlite"):
+        return make_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'gone.db'}")
+    return make_engine("postgresql://postgres@127.0.0.1:1/test")
+
+
+def run_service_until(svc: Services, backend: MemoryBackend, done: Callable[[], bool]) -> None:
+    """``serve`` (scheduler only) in a thread until ``done``, then a graceful stop."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve, args=(svc, factory(backend)), kwargs={"web": False, "stop": stop}
+    )
+    thread.start()
+    try:
+        wait_for(done)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_started_at_0900_without_the_days_issue_runs_it_once(services: Services) -> None:
+    seed(services, readers=3)
+    backend = MemoryBackend()
+    nine = dt.datetime(2024, 11, 22, 9, 0, tzinfo=SEOUL)
+    with time_machine.travel(nine, tick=True):
+        run_service_until(
+            services, backend, lambda: any(r.finished_at for r in runs.recent_runs(services.engine))
+        )
+        [run] = runs.recent_runs(services.engine)
+        assert (run.trigger, run.outcome, run.date) == ("catch-up", "sent", SAMPLE_DATE)
+        assert run.scheduled_for == dt.datetime(2024, 11, 22, 7, 0, tzinfo=SEOUL)
+        assert len(backend.outbox) == 3
+        # A restart half an hour later: the 07:00 run completed, so nothing runs again.
+    with time_machine.travel(nine + dt.timedelta(minutes=30), tick=True):
+        sched = build_scheduler(services, DailyRun(services, factory(backend)))
+        assert missed_run(services, sched) is None
+    assert len(backend.outbox) == 3 and len(runs.recent_runs(services.engine)) == 1
+
+
+def test_no_catch_up_outside_the_window(services: Services) -> None:
+    seed(services, readers=1)
+    svc = with_settings(services, catchup_hours=1.0)
+    sched = build_scheduler(svc, DailyRun(svc, factory(MemoryBackend())))
+    assert missed_run(svc, sched, dt.datetime(2024, 11, 22, 9, 0, tzinfo=SEOUL)) is None
+    assert missed_run(svc, sched, dt.datetime(2024, 11, 22, 7, 30, tzinfo=SEOUL)) is not None
+
+
+def test_database_down_is_retried_with_back_off_reported_and_caught_up_later(
+    services: Services,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seed(services, readers=2)
+    live = with_settings(
+        services, admin_email="ops@example.com", run_attempts=3, run_retry_seconds=0.01
+    )
+    down = dataclasses.replace(live, engine=dead_engine(database_url, tmp_path))
+    backend = MemoryBackend()
+    caplog.set_level(logging.WARNING, logger="newsletter.service")
+    outcome = DailyRun(down, factory(backend))("schedule", None)
+    assert outcome.outcome == "failed"
+    assert "unreachable after 3 attempts" in outcome.detail
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 2
+    waits = [float(r.args[-1]) for r in retries]  # type: ignore[index]
+    assert waits[1] > waits[0] > 0  # exponential back-off
+    # The admin is told through the mail backend; no reader got anything.
+    [report] = backend.outbox
+    assert str(report["To"]) == "ops@example.com"
+    assert "failed" in str(report["Subject"])
+    assert "unreachable after 3 attempts" in report.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert store.issue_dates(live.engine, status="sent") == set()
+    # The database is back: the next start sees the 07:00 run never completed and catches up.
+    sched = build_scheduler(live, DailyRun(live, factory(backend)))
+    at_nine = dt.datetime(2024, 11, 22, 9, 0, tzinfo=SEOUL)
+    assert missed_run(live, sched, at_nine) == dt.datetime(2024, 11, 22, 7, 0, tzinfo=SEOUL)
+    assert DailyRun(live, factory(backend))("catch-up", None).outcome == "sent"
+    readers = sorted(str(m["To"]) for m in backend.outbox[1:])
+    assert readers == ["reader0@example.com", "reader1@example.com"]
+    down.engine.dispose()
+
+
+def test_failed_send_is_reported_to_the_admin(services: Services) -> None:
+    from newsletter.delivery.base import MailBackend, MessageBatch
+    from newsletter.errors import DeliveryError
+
+    class Broken(MailBackend):
+        def send(self, batch: MessageBatch):  # type: ignore[no-untyped-def]
+            raise DeliveryError("relay refused the connection", status=421)
+
+    seed(services, readers=1)
+    svc = with_settings(services, admin_email="ops@example.com")
+    admin_mail = MemoryBackend()
+    backends = iter([Broken("newsletter@localhost"), admin_mail])
+    outcome = DailyRun(svc, lambda: next(backends))("schedule", None)
+    assert outcome.outcome == "failed" and "relay refused" in outcome.detail
+    [mail] = admin_mail.outbox
+    assert "relay refused" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    [run] = runs.recent_runs(services.engine)
+    assert run.outcome == "failed" and "relay refused" in run.detail
+
+
+def test_without_admin_email_the_failure_is_logged(
+    services: Services, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = dataclasses.replace(
+        with_settings(services, run_attempts=1), engine=dead_engine(database_url, tmp_path)
+    )
+    backend = MemoryBackend()
+    caplog.set_level(logging.WARNING, logger="newsletter.service")
+    assert DailyRun(down, factory(backend))().outcome == "failed"
+    assert backend.outbox == []
+    assert any("NEWSLETTER_ADMIN_EMAIL is not set" in r.getMessage() for r in caplog.records)
+    down.engine.dispose()
+
+
+def test_days_missed_in_an_outage_are_logged_and_not_sent(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    from newsletter.store import upsert_papers
+
+    seed(services, readers=1)
+    papers = store.papers_on(services.engine, SAMPLE_DATE)[:4]
+    for days, paper in zip((3, 2), papers, strict=False):
+        upsert_papers(
+            services.engine,
+            [
+                dataclasses.replace(
+                    paper,
+                    arxiv_id=f"99{days}0.0000{days}",
+                    announced=SAMPLE_DATE - dt.timedelta(days=days),
+                )
+            ],
+        )
+    backend = MemoryBackend()
+    send(services, SAMPLE_DATE - dt.timedelta(days=3), backend)  # the last issue before the outage
+    caplog.set_level(logging.INFO, logger="newsletter.service")
+    outcome = DailyRun(services, factory(backend))("catch-up", None)
+    assert (outcome.outcome, outcome.date) == ("sent", SAMPLE_DATE)
+    assert "2024-11-20 were missed" in outcome.detail and "not sent late" in outcome.detail
+    assert any("not sent late" in r.getMessage() for r in caplog.records)
+    assert store.issue_dates(services.engine, status="sent") == {
+        SAMPLE_DATE - dt.timedelta(days=3),
+        SAMPLE_DATE,
+    }
+    assert len(backend.outbox) == 2
+
+
+def test_clock_jumps_neither_double_nor_skip_a_day(services: Services) -> None:
+    seed(services, readers=2)
+    backend = MemoryBackend()
+    job = DailyRun(services, factory(backend))
+    sched = build_scheduler(services, job)
+    count = lambda: len(runs.recent_runs(services.engine, 50))  # noqa: E731
+    finished = lambda: [r for r in runs.recent_runs(services.engine, 50) if r.finished_at]  # noqa: E731
+    before_seven = dt.datetime(2024, 11, 22, 6, 59, 59, 500000, tzinfo=SEOUL)
+    with time_machine.travel(before_seven, tick=True) as clock:
+        sched.start()
+        try:
+            wait_for(lambda: len(finished()) == 1)
+            assert finished()[0].outcome == "sent" and len(backend.outbox) == 2
+            # The clock jumps back a minute: 07:00 comes again, but the job's next time is tomorrow.
+            clock.move_to(before_seven - dt.timedelta(minutes=1))
+            sched.wakeup()
+            time.sleep(0.5)
+            assert count() == 1
+            # The clock jumps forward past tomorrow's 07:00: one coalesced run, nothing resent.
+            clock.move_to(before_seven + dt.timedelta(days=1, hours=2))
+            sched.wakeup()
+            wait_for(lambda: len(finished()) == 2)
+            time.sleep(0.3)
+        finally:
+            sched.shutdown()
+            job.idle.wait(10)
+    assert count() == 2
+    assert finished()[0].outcome == "nothing" and len(backend.outbox) == 2
+
+
+def test_health_reports_database_scheduler_issue_and_next_run(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    seed(services, readers=1)
+    data = health(services)
+    assert data["ok"] and data["database"] == "ok"
+    assert data["scheduler"]["alive"] is False and data["last_issue_date"] is None
+    backend = MemoryBackend()
+    job = DailyRun(services, factory(backend))
+    assert job("manual", None).outcome == "sent"
+    sched = build_scheduler(services, job)
+    with time_machine.travel(dt.datetime(2024, 11, 22, 12, 0, tzinfo=SEOUL), tick=True):
+        sched.start()
+        try:
+            wait_for(lambda: bool(runs.live_schedulers(services.engine)))
+            here = health(services, sched)
+            elsewhere = health(services)  # e.g. `newsletter status` or a web-only replica
+        finally:
+            sched.shutdown()
+    tomorrow = "2024-11-23T07:00:00+09:00"
+    assert here["ok"] and here["scheduler"]["alive"] and here["scheduler"]["in_this_process"]
+    assert here["scheduler"]["next_run_time"] == tomorrow
+    assert elsewhere["scheduler"]["alive"] and not elsewhere["scheduler"]["in_this_process"]
+    assert dt.datetime.fromisoformat(elsewhere["scheduler"]["next_run_time"]) == (
+        dt.datetime.fromisoformat(tomorrow)
+    )
+    assert here["last_issue_date"] == "2024-11-22"
+    assert here["last_run"]["outcome"] == "sent"
+    lines = "\n".join(status_lines(here))
+    assert "alive" in lines and "2024-11-22" in lines and tomorrow in lines
+    down = dataclasses.replace(services, engine=dead_engine(database_url, tmp_path))
+    broken = health(down)
+    assert not broken["ok"] and broken["database"].startswith("unreachable")
+    down.engine.dispose()
+
+
+def test_status_command(
+    services: Services,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seed(services, readers=1)
+    DailyRun(services, factory(MemoryBackend()))("manual", None)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["last_issue_date"] == "2024-11-22" and data["database"] == "ok"
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "last issue sent:   2024-11-22" in out and "not running" in out

@@ -1,0 +1,118 @@
+"""The issue row walks collected -> ... -> sent, each stage stored, and a stop resumes cleanly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from newsletter import ledger, store
+from newsletter.delivery.memory import MemoryBackend
+from newsletter.pipeline import (
+    SEND_CHUNK,
+    Services,
+    advance,
+    build_digest,
+    load_sample,
+    render_stage,
+    resolve_date,
+    run_once,
+    send,
+)
+from newsletter.store import upsert_papers
+from tests.service.conftest import add_readers, seed
+
+
+def _status(svc: Services, date: dt.date) -> str:
+    issue = store.get_issue(svc.engine, date)
+    assert issue is not None
+    return issue.status
+
+
+def test_status_walks_every_stage_and_each_output_is_stored(services: Services) -> None:
+    date = seed(services, readers=3)
+    store.ensure_issue(services.engine, date)
+    assert _status(services, date) == "collected"
+    digest = build_digest(services, date)
+    assert digest is not None
+    issue = store.get_issue(services.engine, date)
+    assert issue is not None and issue.status == "summarized"
+    content = json.loads(issue.content)
+    assert {"classification", "reports", "charts"} <= set(content)
+    render_stage(services, digest)
+    issue = store.get_issue(services.engine, date)
+    assert issue is not None and issue.status == "rendered"
+    stored = json.loads(issue.content)["rendered"][digest.language]
+    assert stored["subject"] and "<html" in stored["html"].lower() and stored["text"]
+    report = send(services, date, MemoryBackend())
+    assert report.sent == 3 and _status(services, date) == "sent"
+    # A re-run repeats nothing and never moves the status backwards.
+    again = send(services, date, MemoryBackend())
+    assert (again.sent, again.already) == (0, 3) and _status(services, date) == "sent"
+
+
+def test_advance_never_goes_backwards() -> None:
+    assert advance("collected", "classified") == "classified"
+    assert advance("sending", "summarized") == "sending"
+    assert advance("sent", "sending") == "sent"
+    assert advance("rendered", "rendered") == "rendered"
+
+
+def test_stop_between_chunks_then_resume_mails_everyone_once(services: Services) -> None:
+    date = seed(services, readers=SEND_CHUNK + 20)
+    backend = MemoryBackend()
+    calls = []
+
+    def stop_after_first_chunk() -> bool:
+        calls.append(len(backend.outbox))
+        return len(backend.outbox) > 0
+
+    first = send(services, date, backend, should_stop=stop_after_first_chunk)
+    assert first.stopped and first.sent == SEND_CHUNK
+    assert any("stopped on request" in note for note in first.notes)
+    assert _status(services, date) == "sending"  # not "sent": readers are left
+    issue = store.get_issue(services.engine, date)
+    assert issue is not None and issue.id is not None
+    assert ledger.counts(services.engine, issue.id) == {"sent": SEND_CHUNK}
+
+    second = send(services, date, backend)
+    assert not second.stopped and second.sent == 20 and second.already == SEND_CHUNK
+    recipients = [str(m["To"]) for m in backend.outbox]
+    assert len(recipients) == len(set(recipients)) == SEND_CHUNK + 20
+    assert _status(services, date) == "sent"
+
+
+def test_missed_days_are_not_sent_late(services: Services) -> None:
+    """After the newest issue went out, an older unsent announcement is not picked."""
+    date = seed(services, readers=1)
+    older = [p for p in store.papers_on(services.engine, date)[:3]]
+    from dataclasses import replace
+
+    upsert_papers(
+        services.engine,
+        [
+            replace(p, arxiv_id=f"9{i}01.0000{i}", announced=date - dt.timedelta(days=1))
+            for i, p in enumerate(older)
+        ],
+    )
+    assert resolve_date(services, None) == date
+    send(services, date, MemoryBackend())
+    assert resolve_date(services, None) is None
+    collected, report = run_once(services, None, MemoryBackend())
+    assert report.date is None and report.sent == 0
+    # The operator can still send it on purpose.
+    assert resolve_date(services, date - dt.timedelta(days=1)) == date - dt.timedelta(days=1)
+
+
+def test_run_once_skips_a_date_held_by_another_process(services: Services) -> None:
+    from newsletter.locks import date_lock
+
+    date = load_sample(services)
+    add_readers(services, 2)
+    backend = MemoryBackend()
+    with date_lock(services.engine, date) as held:
+        assert held
+        _, report = run_once(services, None, backend)
+    assert report.locked and report.sent == 0 and backend.outbox == []
+    assert any("another process" in note for note in report.notes)
+    _, report = run_once(services, None, backend)
+    assert report.sent == 2 and not report.locked
