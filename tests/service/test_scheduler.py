@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import subprocess
 import threading
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_daily_0700_seoul_across_dst_change_elsewhere(
     days = [f.astimezone(SEOUL).date() for f in fires]
     assert days == [days[0] + dt.timedelta(days=i) for i in range(7)]
     # Exactly 24 h apart in absolute time, though the other zone's wall clock shifts by an hour.
-    assert {b - a for a, b in zip(fires, fires[1:], strict=False)} == {dt.timedelta(hours=24)}
+    assert {b - a for a, b in itertools.pairwise(fires)} == {dt.timedelta(hours=24)}
     assert len({f.astimezone(other_zone).hour for f in fires}) == 2
 
 

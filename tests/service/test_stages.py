@@ -97,7 +97,7 @@ def test_missed_days_are_not_sent_late(services: Services) -> None:
     assert resolve_date(services, None) == date
     send(services, date, MemoryBackend())
     assert resolve_date(services, None) is None
-    collected, report = run_once(services, None, MemoryBackend())
+    _collected, report = run_once(services, None, MemoryBackend())
     assert report.date is None and report.sent == 0
     # The operator can still send it on purpose.
     assert resolve_date(services, date - dt.timedelta(days=1)) == date - dt.timedelta(days=1)
