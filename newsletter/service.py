@@ -265,10 +265,13 @@ def missed_run(
 # -- health ---------------------------------------------------------------------------------
 
 
-def health(svc: Services, scheduler: ServiceScheduler | None = None) -> dict[str, Any]:
+def health(
+    svc: Services, scheduler: ServiceScheduler | None = None, *, public: bool = False
+) -> dict[str, Any]:
     """Database, scheduler, last issue and next run, for ``/healthz`` and ``newsletter status``.
 
     ``ok`` is false when the database is unreachable or this process's own scheduler died.
+    ``public`` (the web endpoint) leaves out error texts, which may name hosts or feeds.
     """
     settings = svc.settings
     data: dict[str, Any] = {
@@ -300,9 +303,13 @@ def health(svc: Services, scheduler: ServiceScheduler | None = None) -> dict[str
             sched["next_run_time"] = _iso(_stored_next_run(svc.engine))
         recent = runs.recent_runs(svc.engine, 1)
         data["last_run"] = recent[0].as_json() if recent else None
-    except (*TRANSIENT, sa.exc.ProgrammingError) as exc:
+        if public and data["last_run"]:
+            data["last_run"]["detail"] = ""
+    except (DatabaseError, sa.exc.SQLAlchemyError, OSError) as exc:
         data["ok"] = False
-        data["database"] = f"unreachable: {_one_line(getattr(exc, 'orig', exc))}"
+        reason = _one_line(getattr(exc, "orig", exc))
+        log.warning("health check: database unreachable: %s", reason)
+        data["database"] = "unreachable" if public else f"unreachable: {reason}"
     return data
 
 

@@ -26,7 +26,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from itsdangerous import SignatureExpired
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
@@ -49,7 +48,6 @@ from subscribers.store import (
     normalize_email,
     pause,
     pending_request,
-    ping,
     request_subscription,
     resume,
     unsubscribe,
@@ -561,13 +559,17 @@ def unsubscribe_submit(request: Request, token: str, form: ParsedForm) -> Respon
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 otherwise; JSON for load balancers and monitors."""
-    try:
-        ping(_services(request).engine)
-    except (SQLAlchemyError, OSError) as exc:
-        log.warning("health check: database unreachable: %s", type(exc).__name__)
-        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    """200 when the database answers (and this process's scheduler runs), 503 otherwise.
+
+    JSON for load balancers and monitors: database, scheduler alive, last issue sent and
+    next run time (``newsletter.service.health``; ``newsletter start`` sets the scheduler).
+    """
+    from newsletter.service import health
+
+    data = health(_services(request), getattr(request.app.state, "scheduler", None), public=True)
+    return JSONResponse(
+        {"status": "ok" if data["ok"] else "error", **data}, status_code=200 if data["ok"] else 503
+    )
 
 
 # -- error pages ---------------------------------------------------------------------------
