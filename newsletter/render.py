@@ -2,23 +2,27 @@
 
 One rendering serves every reader with the same categories and language; their
 signed links are left as unique placeholder strings (``RenderedIssue.placeholders``)
-that the sender fills per recipient. All paper and LLM text is escaped by Jinja's
-autoescape before it reaches the MJML compiler.
+that the sender fills per recipient. Nothing from a feed or a model reaches the
+MJML compiler unescaped: feed text is cleaned and autoescaped by Jinja, report
+markdown is converted by ``newsletter.richtext`` with raw HTML disabled.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from newsletter import i18n
 from newsletter.categories import Taxonomy
 from newsletter.errors import RenderError
-from newsletter.i18n import texts
 from newsletter.models import (
     CategorySection,
     Digest,
@@ -27,14 +31,41 @@ from newsletter.models import (
     ReaderView,
     RenderedIssue,
 )
+from newsletter.richtext import (
+    Rich,
+    clean_block,
+    clean_line,
+    markdown_block,
+    markdown_inline,
+    safe_colour,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
-#: Gmail clips messages whose HTML exceeds ~102 KB; keep a margin.
+#: Gmail clips messages whose HTML exceeds ~102 KB; keep a margin for the signed links.
 MAX_HTML_BYTES = 100_000
 #: Source-list lengths tried, longest first, until the HTML fits.
-SOURCE_LIMITS: tuple[int | None, ...] = (None, 30, 15, 8, 4)
+SOURCE_LIMITS: tuple[int | None, ...] = (None, 30, 20, 12, 8, 5, 3, 0)
 PLACEHOLDER_NAMES = ("manage_url", "unsubscribe_url")
+#: Display caps: real arXiv titles stay far below them, hostile ones cannot bloat the mail.
+TITLE_CHARS = 300
+AUTHOR_CHARS = 80
+KEYWORD_CHARS = 40
+#: Themes this short are shown as chips, longer ones (LLM sentences) as a list.
+CHIP_CHARS = 32
+UPDATED_TYPES = frozenset(("replace", "replace-cross"))
+#: Invisible filler after the preheader so clients do not pull body text into the preview.
+PREHEADER_FILLER = Markup("&zwnj;&nbsp;" * 40)
+_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
+_NEW_ID = r"(?:arXiv:\s*)?\d{4}\.\d{4,5}(?:v\d+)?"
+#: "[2411.01234]" or "[2411.01234, arXiv:2411.05678v2]": how the report prompt asks models to cite.
+_CITATION = re.compile(rf"\[({_NEW_ID}(?:\s*[,;]\s*{_NEW_ID})*)\]", re.IGNORECASE)
+_CITED_ID = re.compile(r"\d{4}\.\d{4,5}")
+#: Private-use characters that mark a citation number through the markdown conversion.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_SENTINELS = re.compile("[\ue000\ue001]")
+_MARKED = re.compile("\ue000(\\d+)\ue001")
 
 
 @dataclass(frozen=True)
@@ -61,7 +92,7 @@ def chart_content_id(digest: Digest) -> str:
 
 def subject_line(digest: Digest, view: ReaderView) -> str:
     count = _paper_count(digest, view)
-    return texts(view.language)["subject"].format(date=digest.date.isoformat(), count=count)
+    return i18n.texts(view.language)["subject"].format(date=digest.date.isoformat(), count=count)
 
 
 def _paper_count(digest: Digest, view: ReaderView) -> int:
@@ -73,78 +104,179 @@ def _paper_count(digest: Digest, view: ReaderView) -> int:
     return len(seen)
 
 
-def _section_context(
-    section: CategorySection, taxonomy: Taxonomy, language: str, limit: int | None
-) -> dict[str, Any]:
+def paper_url(paper: Paper) -> str:
+    """The paper's abstract page: its feed link if http(s), else derived from an arXiv id."""
+    url = safe_url(paper.abs_url)
+    if not url and _ARXIV_ID.match(paper.arxiv_id):
+        url = f"https://arxiv.org/abs/{paper.arxiv_id}"
+    return url
+
+
+def _cite(text: str, numbers: dict[str, int]) -> tuple[str, str]:
+    """(plain, marked) ``text`` with each "[arXiv id]" citation of a paper of this section
+    turned into "[n]", its number in the source list; ``marked`` holds the numbers
+    between private-use sentinels that ``_link_citations`` turns into links after the
+    markdown conversion. Citations of papers outside the section are left as written.
+    """
+    text = _SENTINELS.sub("", text)
+
+    def replace(match: re.Match[str], marked: bool) -> str:
+        ids = _CITED_ID.findall(match.group(1))
+        if not all(i in numbers for i in ids):
+            return match.group(0)
+        refs = [f"{_OPEN}{numbers[i]}{_CLOSE}" if marked else str(numbers[i]) for i in ids]
+        return "[" + ", ".join(refs) + "]"
+
+    plain = _CITATION.sub(lambda m: replace(m, marked=False), text)
+    marked = _CITATION.sub(lambda m: replace(m, marked=True), text)
+    return plain, marked
+
+
+def _link_citations(html: str, urls: dict[int, str]) -> str:
+    def link(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        url = urls.get(number, "")
+        if not url:
+            return str(number)
+        return str(Markup('<a href="{}">{}</a>').format(url, number))
+
+    return _MARKED.sub(link, html)
+
+
+def _report_line(text: str, numbers: dict[str, int], urls: dict[int, str]) -> Rich:
+    plain, marked = _cite(text, numbers)
+    return Rich(clean_line(plain), _link_citations(markdown_inline(marked).html, urls))
+
+
+def _report_block(text: str, numbers: dict[str, int], urls: dict[int, str]) -> Rich:
+    plain, marked = _cite(text, numbers)
+    return Rich(clean_block(plain).strip(), _link_citations(markdown_block(marked).html, urls))
+
+
+def _source(paper: Paper) -> dict[str, Any]:
+    return {
+        "title": clean_line(paper.title, TITLE_CHARS) or paper.arxiv_id,
+        "url": paper_url(paper),
+        "authors": clean_line(paper.short_authors, AUTHOR_CHARS),
+        "arxiv_id": paper.arxiv_id if _ARXIV_ID.match(paper.arxiv_id) else "",
+        "updated": paper.announce_type in UPDATED_TYPES,
+    }
+
+
+def _section_context(section: CategorySection, taxonomy: Taxonomy, language: str) -> dict[str, Any]:
+    """Everything a template shows of one category, with every source (cut later if needed)."""
     category = taxonomy.get(section.slug)
+    report = section.report
     by_id = {p.arxiv_id: p for p in section.papers}
-    notable = [
-        {"title": by_id[n.arxiv_id].title, "url": by_id[n.arxiv_id].abs_url, "line": n.line}
-        for n in section.report.notable
-        if n.arxiv_id in by_id
-    ]
-    sources: tuple[Paper, ...] = section.papers if limit is None else section.papers[:limit]
+    numbers = {p.arxiv_id: n for n, p in enumerate(section.papers, start=1)}
+    urls = {n: paper_url(p) for n, p in enumerate(section.papers, start=1)}
+    themes = [markdown_inline(item) for item in report.themes if item.strip()]
     return {
         "slug": section.slug,
         "emoji": category.emoji,
         "name": category.name(language),
+        "color": safe_colour(category.color),
         "count": len(section.papers),
-        "report": section.report,
-        "notable": notable,
-        "sources": sources,
-        "more": len(section.papers) - len(sources),
+        "count_label": i18n.paper_count(len(section.papers), language),
+        "covered": report.covered,
+        "total": report.total,
+        "themes": themes,
+        "themes_as_chips": all(len(item.text) <= CHIP_CHARS for item in themes),
+        "keywords": [clean_line(k, KEYWORD_CHARS) for k in report.keywords if k.strip()],
+        "findings": [_report_line(item, numbers, urls) for item in report.findings if item.strip()],
+        "notable": [
+            {**_source(by_id[n.arxiv_id]), "line": _report_line(n.line, numbers, urls)}
+            for n in report.notable
+            if n.arxiv_id in by_id
+        ],
+        "conclusion": _report_block(report.conclusion, numbers, urls),
+        "sources": [_source(p) for p in section.papers],
+        "more": 0,
+    }
+
+
+def _cut(section: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    if limit is None or len(section["sources"]) <= limit:
+        return section
+    return {
+        **section,
+        "sources": section["sources"][:limit],
+        "more": len(section["sources"]) - limit,
     }
 
 
 def _made_with(digest: Digest, language: str) -> str:
-    t = texts(language)
+    t = i18n.texts(language)
     if digest.made_with in ("", "offline"):
         return t["made_offline"]
-    return t["made_with"].format(model=digest.made_with)
+    return t["made_with"].format(model=clean_line(digest.made_with, 80))
 
 
 def render_issue(
     digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links
 ) -> RenderedIssue:
-    """The e-mail for every reader of ``view``; sections are the view's non-empty categories."""
-    sections = [s for s in (digest.section(slug) for slug in view.categories) if s]
+    """The e-mail for every reader of ``view``; sections are the view's non-empty categories.
+
+    Raises RenderError when none of the view's categories has a paper: such a
+    reader gets no e-mail that day (``pipeline.send`` skips them before rendering).
+    """
+    chosen = [digest.section(slug) for slug in view.categories]
+    sections = [s for s in chosen if s is not None and s.papers]
     if not sections:
         raise RenderError(
-            f"nothing to render for categories {', '.join(view.categories)} on {digest.date}"
+            f"none of the categories {', '.join(view.categories)} has a paper on {digest.date}; "
+            "that reader gets no e-mail today"
         )
-    t = texts(view.language)
+    language = view.language
+    t = i18n.texts(language)
     nonce = secrets.token_hex(8)
     placeholders = {
         name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in PLACEHOLDER_NAMES
     }
     top = ", ".join(
-        taxonomy.get(s.slug).name(view.language)
+        taxonomy.get(s.slug).name(language)
         for s in sorted(sections, key=lambda s: -len(s.papers))[:3]
     )
     count = _paper_count(digest, view)
+    full = [_section_context(s, taxonomy, language) for s in sections]
     base: dict[str, Any] = {
         "t": t,
-        "language": view.language,
+        "language": language,
         "subject": subject_line(digest, view),
         "preheader": t["preheader"].format(count=count, top=top),
-        "date_label": digest.date.isoformat(),
+        "preheader_filler": PREHEADER_FILLER,
+        "long_date": i18n.long_date(digest.date, language),
+        "summary": (
+            f"{i18n.new_paper_count(count, language)} · "
+            f"{i18n.category_count(len(sections), language)}"
+        ),
+        "top_line": t["top"].format(top=top),
         "paper_count": count,
         "archive_url": links.archive_url,
         "chart_src": links.chart_url or f"cid:{chart_content_id(digest)}",
-        "made_with": _made_with(digest, view.language),
+        "made_with": _made_with(digest, language),
         **placeholders,
     }
     html = ""
     for limit in SOURCE_LIMITS:
-        context = {
-            **base,
-            "sections": [_section_context(s, taxonomy, view.language, limit) for s in sections],
-        }
-        html = compile_mjml(_env().get_template("issue.mjml.j2").render(context))
-        if len(html.encode("utf-8")) <= MAX_HTML_BYTES:
+        source = (
+            _env()
+            .get_template("issue.mjml.j2")
+            .render({**base, "sections": [_cut(s, limit) for s in full]})
+        )
+        html = compile_mjml(source)
+        size = len(html.encode("utf-8"))
+        if size <= MAX_HTML_BYTES:
             break
-        log.info("issue %s: HTML over %d bytes, cutting source lists", digest.date, MAX_HTML_BYTES)
-    text = _env().get_template("issue.txt.j2").render(context)
+        log.info("issue %s: HTML is %d bytes, cutting source lists", digest.date, size)
+    else:
+        log.warning(
+            "issue %s: HTML is still %d bytes with the shortest source lists; Gmail will clip it",
+            digest.date,
+            len(html.encode("utf-8")),
+        )
+    # The plain-text part is not clipped by Gmail, so it keeps every source.
+    text = _env().get_template("issue.txt.j2").render({**base, "sections": full})
     images = (
         ()
         if links.chart_url
@@ -188,3 +320,35 @@ def inline_css(html: str) -> str:
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined
     return inlined
+
+
+def render_empty_day(date: dt.date, language: str) -> RenderedIssue:
+    """The short note of a day arXiv announced nothing (NEWSLETTER_EMPTY_DAY=note).
+
+    No chart and no sections: the date, one sentence and the reader's own links,
+    left as placeholders exactly like ``render_issue``.
+    """
+    from newsletter.i18n import texts
+
+    t = texts(language)
+    nonce = secrets.token_hex(8)
+    placeholders = {
+        name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in PLACEHOLDER_NAMES
+    }
+    message = t["no_papers"]
+    subject = f"{date.isoformat()} · {message}"
+    context = {
+        "t": t,
+        "language": language,
+        "subject": subject,
+        "message": message,
+        "date_label": date.isoformat(),
+        **placeholders,
+    }
+    html = compile_mjml(_env().get_template("empty_day.mjml.j2").render(context))
+    text = (
+        f"{t['title']} | {date.isoformat()}\n\n{message}\n\n--\n"
+        f"{t['manage']}: {placeholders['manage_url']}\n"
+        f"{t['unsubscribe']}: {placeholders['unsubscribe_url']}\n"
+    )
+    return RenderedIssue(subject, html, text, (), placeholders)
