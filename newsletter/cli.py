@@ -128,16 +128,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from newsletter.delivery import get_backend
+    from newsletter.delivery.memory import MemoryBackend
+    from newsletter.delivery.progress import terminal_progress
     from newsletter.pipeline import parse_date, send
+    from newsletter.service import stop_on_signals
 
     date = parse_date(args.date)
     svc = _services(args)
-    report = send(svc, date, get_backend(svc.settings), dry_run=args.dry_run)
+    # A dry run mails nobody, so it needs no credentials.
+    backend = MemoryBackend() if args.dry_run else get_backend(svc.settings)
+    stop = threading.Event()
+    with terminal_progress() as progress, stop_on_signals(stop):
+        report = send(
+            svc,
+            date,
+            backend,
+            dry_run=args.dry_run,
+            resend_unknown=args.resend_unknown,
+            progress=progress,
+            should_stop=stop.is_set,
+        )
+    # Notes go to stderr: stdout is exactly one line, the summary, for scripts.
     for note in report.notes:
-        print(note)
-    prefix = "dry run: would send to " if args.dry_run else ""
-    print(prefix + report.line())
+        print(note, file=sys.stderr)
+    if args.dry_run:
+        print("dry run: nothing was sent; `sent` counts who would get it", file=sys.stderr)
+    print(report.line())
     return 0 if report.ok else 1
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from newsletter import ledger, store
+    from newsletter.pipeline import parse_date
+
+    date = parse_date(args.date)
+    svc = _services(args)
+    if date is None:
+        latest = ledger.latest_issue(svc.engine)
+        if latest is None:
+            raise InvalidInputError("nothing was sent yet; run `newsletter send` first")
+        issue_id, date = latest
+    else:
+        issue = store.get_issue(svc.engine, date)
+        if issue is None or issue.id is None:
+            raise InvalidInputError(f"there is no issue for {date}; see `newsletter status`")
+        issue_id = issue.id
+    rows = ledger.list_deliveries(svc.engine, issue_id, [args.status] if args.status else None)
+    _out(
+        [r.as_json() for r in rows],
+        args.json,
+        lambda: [
+            f"{r.email}\t{r.status}\t{r.updated_at:%Y-%m-%d %H:%M:%S}\t{r.message_id}\t{r.error}"
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def cmd_bounces_import(args: argparse.Namespace) -> int:
+    from newsletter.delivery.bounces import import_bounces
+
+    svc = _services(args)
+    report = import_bounces(svc.engine, Path(args.file))
+    print(report.line())
+    return 0
 
 
 def cmd_run_once(args: argparse.Namespace) -> int:
@@ -306,6 +360,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("send", cmd_send, "prepare and mail an issue to every active reader")
     p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")
     p.add_argument("--dry-run", action="store_true", help="render and count without sending")
+    p.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="also mail readers left 'unknown' by an interrupted run (they may get it twice)",
+    )
+
+    p = command("deliveries", cmd_deliveries, "list an issue's deliveries per reader")
+    p.add_argument("--date", help="issue date YYYY-MM-DD (default: the newest with deliveries)")
+    p.add_argument("--status", choices=("unknown", "failed", "sent", "deferred", "sending"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    bounces = sub.add_parser(
+        "bounces", help="bounce reports (SMTP)", description="bounce reports (SMTP)"
+    )
+    bounces_sub = bounces.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    p = bounces_sub.add_parser(
+        "import",
+        help="mark readers bounced from DSN messages (mbox, Maildir or a directory)",
+        description="mark readers bounced from DSN messages (mbox, Maildir or a directory)",
+    )
+    p.set_defaults(handler=cmd_bounces_import)
+    p.add_argument("file", help="an mbox file, a Maildir, a directory of messages, or one message")
 
     p = command("run-once", cmd_run_once, "collect, then prepare and send (idempotent per date)")
     p.add_argument("--date", help="announcement date YYYY-MM-DD (default: newest unsent)")

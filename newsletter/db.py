@@ -73,6 +73,10 @@ class DeliveryRow(SQLModel, table=True):
     message_id: str = ""
     error: str = ""
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    # The send run that claimed the row (``send_runs``), so a crashed run's rows can be told apart.
+    run_id: str = Field(default="", max_length=32, index=True)
+    delivered_at: dt.datetime | None = None  # from the provider's events
+    opened_at: dt.datetime | None = None
 
 
 class FeedStateRow(SQLModel, table=True):
@@ -119,6 +123,7 @@ def _redact(url: str) -> str:
 
 def init_schema(engine: Engine) -> None:
     """Create or upgrade the schema; the one place that touches DDL."""
+    import newsletter.delivery.tables  # registers the send runs and provider events tables
     import subscribers.models  # noqa: F401  (registers the subscriber tables)
     from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
     from newsletter.search import ensure_index as ensure_search_index

@@ -22,8 +22,9 @@ from sqlalchemy.engine import Engine
 from newsletter import classify, ledger, store, summarize
 from newsletter.categories import Taxonomy, load_taxonomy
 from newsletter.db import init_schema, make_engine, utcnow
+from newsletter.delivery import dispatch
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
-from newsletter.errors import InvalidInputError, NewsletterError, RenderError
+from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError, RenderError
 from newsletter.i18n import texts
 from newsletter.models import CategorySection, Digest, Paper, ReaderView, RenderedIssue
 from newsletter.render import Links, render_issue
@@ -268,16 +269,19 @@ class SendReport:
     locked: bool = False
     #: Stopped on request (SIGTERM) between chunks; the next run sends to the rest.
     stopped: bool = False
+    #: The delivery error that ended the run early (failure budget, refused API key).
+    error: str = ""
     groups: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.unknown or self.deferred)
+        return not (self.failed or self.unknown or self.deferred or self.error)
 
     def line(self) -> str:
+        """The run's one-line summary; ``failed`` counts temporary failures too."""
         return (
-            f"sent: {self.sent}, skipped: {self.skipped}, failed: {self.failed}, "
+            f"sent: {self.sent}, skipped: {self.skipped}, failed: {self.failed + self.deferred}, "
             f"unknown: {self.unknown}"
         )
 
@@ -300,10 +304,16 @@ def send(
     backend: MailBackend,
     *,
     dry_run: bool = False,
-    progress: Callable[[int], None] | None = None,
+    resend_unknown: bool = False,
+    progress: dispatch.Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SendReport:
     """Mail the issue of ``date`` to every active reader who has not had it yet.
+
+    Readers left ``unknown`` by an interrupted run are mailed again only with
+    ``resend_unknown`` (the operator's word). A delivery error that ends the run early
+    (the failure budget, a refused API key) is in ``report.error``; readers not yet
+    mailed stay unclaimed for the next run.
 
     ``should_stop`` is asked between chunks (graceful shutdown): when it says yes the
     current chunk has been mailed and recorded, and the issue stays ``sending``.
@@ -324,83 +334,137 @@ def send(
     assert issue is not None and issue.id is not None
     if not dry_run:
         render_stage(svc, base_digest)
-        report.unknown += ledger.mark_stale_unknown(svc.engine, issue.id)
         store.update_issue(svc.engine, issue.id, status=advance(issue.status, "sending"))
-
-    groups: dict[ReaderView, list[subscriber_store.Recipient]] = {}
-    available = set(base_digest.slugs)
-    for reader in subscriber_store.active_recipients(svc.engine):
-        chosen = tuple(s for s in reader.categories if s in available)
-        if not chosen:
-            report.skipped += 1
-            continue
-        groups.setdefault(ReaderView(svc.taxonomy.order(chosen), reader.language), []).append(
-            reader
-        )
-    if report.skipped:
-        log.info("%d readers have no paper in their categories on %s", report.skipped, date)
-    report.groups = len(groups)
-
+    retry = ("deferred", "unknown") if resend_unknown else ("deferred",)
     digests: dict[str, Digest] = {base_digest.language: base_digest}
-    with backend:
+
+    def rendering(view: ReaderView) -> RenderedIssue:
+        if view.language not in digests:
+            digest = build_digest(svc, date, view.language)
+            assert digest is not None
+            digests[view.language] = digest
+        return render_view(svc, digests[view.language], view)
+
+    if dry_run:
+        groups = _reader_groups(svc, base_digest, issue.id, retry, report)
         for view, readers in groups.items():
-            if view.language not in digests:
-                digest = build_digest(svc, date, view.language)
-                assert digest is not None
-                digests[view.language] = digest
-            rendered = render_view(svc, digests[view.language], view)
-            cats = ",".join(view.categories)
-            if should_stop is not None and should_stop():
-                report.stopped = True
-                break
-            for chunk in _chunks(readers, SEND_CHUNK):
-                if should_stop is not None and should_stop():
-                    report.stopped = True
-                    break
-                if dry_run:
-                    report.sent += len(chunk)
-                    continue
-                owned = ledger.claim(svc.engine, issue.id, [(r.subscriber_id, cats) for r in chunk])
-                report.already += len(chunk) - len(owned)
-                mine = [r for r in chunk if r.subscriber_id in owned]
-                if not mine:
-                    continue
-                envelopes = []
-                for r in mine:
-                    links = reader_links(svc.signer, svc.settings.base_url, r.subscriber_id)
-                    envelopes.append(
-                        Envelope(
-                            to=r.email,
-                            values=links,
-                            headers=_list_headers(links),
-                            tags={"issue": str(issue.id), "subscriber": str(r.subscriber_id)},
-                        )
-                    )
-                batch = MessageBatch(rendered, tuple(envelopes), view.categories)
-                results = backend.send(batch)
-                ledger.record(
-                    svc.engine,
-                    issue.id,
-                    [(r.subscriber_id, res) for r, res in zip(mine, results, strict=True)],
-                )
-                for res in results:
-                    if res.status == "sent":
-                        report.sent += 1
-                    elif res.status == "deferred":
-                        report.deferred += 1
-                    else:
-                        report.failed += 1
-                if progress:
-                    progress(len(mine))
-    if not dry_run:
-        totals = ledger.counts(svc.engine, issue.id)
-        report.unknown = totals.get("unknown", 0)
-        pending = totals.get("sending", 0) + totals.get("deferred", 0)
-        if report.stopped:
-            report.notes.append(f"stopped on request; the next run mails the rest of {date}")
-        elif not pending and not report.failed:
-            store.update_issue(svc.engine, issue.id, status="sent", sent_at=utcnow())
+            rendering(view)
+            report.sent += len(readers)
+        return report
+
+    with ledger.SendRun(svc.engine, issue.id) as run:
+        ledger.mark_stale_unknown(svc.engine, issue.id, run)
+        groups = _reader_groups(svc, base_digest, issue.id, retry, report)
+        dispatcher = dispatch.Dispatcher(
+            svc.engine,
+            issue.id,
+            backend,
+            run,
+            make_envelope=_envelope_maker(svc, issue.id),
+            throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
+            budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
+            retry_statuses=retry,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        if progress:
+            progress.start(sum(len(readers) for readers in groups.values()))
+        try:
+            with backend:
+                for view, readers in groups.items():
+                    if not dispatcher.send(rendering(view), view.categories, readers):
+                        report.stopped = True
+                        break
+        except DeliveryError as exc:
+            report.error = str(exc)
+            log.error("sending %s stopped: %s", date, exc)
+        tally = dispatcher.tally
+        report.sent, report.failed, report.deferred = tally.sent, tally.failed, tally.deferred
+        report.already += tally.already
+    totals = ledger.counts(svc.engine, issue.id)
+    report.unknown = totals.get("unknown", 0)
+    pending = totals.get("sending", 0) + totals.get("deferred", 0)
+    if report.stopped:
+        report.notes.append(f"stopped on request; the next run mails the rest of {date}")
+    elif report.error:
+        report.notes.append(report.error)
+    elif not pending and not report.failed:
+        store.update_issue(svc.engine, issue.id, status="sent", sent_at=utcnow())
+    if report.deferred:
+        report.notes.append(
+            f"{report.deferred} readers failed temporarily; `newsletter send` retries them"
+        )
+    if report.unknown:
+        report.notes.append(
+            f"{report.unknown} readers are unknown (a run was interrupted before the "
+            "provider answered); see `newsletter deliveries --status unknown`, then "
+            f"`newsletter send --date {date} --resend-unknown` to mail them again"
+        )
     return report
+
+
+def _reader_groups(
+    svc: Services,
+    digest: Digest,
+    issue_id: int,
+    retry: Sequence[str],
+    report: SendReport,
+) -> dict[ReaderView, list[tuple[int, str]]]:
+    """Active readers still to mail, grouped by what they get: (categories, language).
+
+    Counts the skipped (suppressed, or no paper in their categories) and those the
+    ledger already settled for this issue into ``report``.
+    """
+    settled = ledger.settled_ids(svc.engine, issue_id, retry)
+    available = set(digest.slugs)
+    views: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
+    groups: dict[ReaderView, list[tuple[int, str]]] = {}
+    no_paper = 0
+    for reader in subscriber_store.active_recipients(svc.engine):
+        key = (reader.categories, reader.language)
+        if key not in views:
+            chosen = tuple(s for s in reader.categories if s in available)
+            views[key] = ReaderView(svc.taxonomy.order(chosen), reader.language) if chosen else None
+        view = views[key]
+        if view is None:
+            no_paper += 1
+        elif reader.subscriber_id in settled:
+            report.already += 1
+        else:
+            groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
+    if no_paper:
+        log.info("%d readers have no paper in their categories on %s", no_paper, digest.date)
+    report.skipped = no_paper + _not_mailable(svc.engine)
+    report.groups = len(groups)
+    return groups
+
+
+def _not_mailable(engine: Engine) -> int:
+    """Readers who said no, whose address is dead, or who paused: skipped by every send."""
+    import sqlalchemy as sa
+
+    from subscribers.models import SUPPRESSED, Subscriber
+
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(table.c.status.in_([*SUPPRESSED, "paused"]))
+        return int(conn.execute(query).scalar_one())
+
+
+def _envelope_maker(svc: Services, issue_id: int) -> Callable[[int, str], Envelope]:
+    """Each reader's envelope: signed links for the placeholders, List-Unsubscribe, ids."""
+    base_url, signer, issue = svc.settings.base_url, svc.signer, str(issue_id)
+
+    def make(subscriber_id: int, email: str) -> Envelope:
+        links = reader_links(signer, base_url, subscriber_id)
+        return Envelope(
+            to=email,
+            values=links,
+            headers=_list_headers(links),
+            tags={"issue_id": issue, "subscriber_id": str(subscriber_id)},
+        )
+
+    return make
 
 
 def run_once(

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     sendgrid_api_key: str = ""
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_sandbox: bool = False
+    sendgrid_timeout: float = Field(default=30.0, gt=0)
+    # SendGrid's Event Webhook verification key (base64 DER, as the SendGrid UI shows it).
+    sendgrid_webhook_public_key: str = ""
+    sendgrid_webhook_max_age: int = Field(default=600, ge=1)
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_username: str = ""
@@ -69,8 +73,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout: float = 30.0
-    send_rate: float = 0.0
-    send_max_failure_ratio: float = 0.05
+    # Messages per second; unset = the backend's default (SendGrid: none, SMTP: 10), 0 = none.
+    send_rate: float | None = Field(default=None, ge=0)
+    send_max_failure_ratio: float = Field(default=0.05, ge=0, le=1)
 
     from_email: str = "newsletter@localhost"
     from_name: str = "Daily AI Insights"

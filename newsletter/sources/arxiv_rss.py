@@ -1,117 +1,209 @@
-"""arXiv's RSS feeds (rss.arxiv.org), recognised by their content, not their host."""
+"""arXiv's RSS feeds (rss.arxiv.org), recognised by their content, not their host.
+
+The real format: ``<guid>`` is ``oai:arXiv.org:<id>`` (version suffix present or
+not), ``<arxiv:announce_type>`` is new, cross, replace or replace-cross, the
+description starts ``arXiv:<id>v<N> Announce Type: <type> \\nAbstract: ...``, the
+authors are one comma-separated ``<dc:creator>`` and the first ``<category>`` is the
+primary class. An empty channel (weekends, holidays) still states the date.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import email.utils
 import re
 from typing import Any
 
 from newsletter.models import Paper
-from newsletter.sources.base import ParsedFeed
-
-_ID = re.compile(r"(?:oai:arXiv\.org:|arxiv\.org/abs/)?(?P<id>[\w.\-/]+?)(?:v(?P<v>\d+))?$", re.I)
-_PREFIX = re.compile(
-    r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:)?\s*", re.I | re.S
+from newsletter.sources.base import (
+    MAX_AUTHOR,
+    Document,
+    EntryLog,
+    EntryRejected,
+    FeedContext,
+    ParsedFeed,
+    bozo_problem,
+    cap,
+    clean_abstract,
+    clean_title,
+    fold,
+    merge_classes,
 )
-_SPACE = re.compile(r"\s+")
-MAX_TITLE = 1000
-MAX_ABSTRACT = 20000
+
+KIND = "arxiv"
+ARXIV_NAMESPACE = "arxiv.org/schemas/atom"
 NEW_TYPES = ("new", "cross")
+REPLACEMENT_TYPES = ("replace", "replace-cross")
+#: Lower sorts first when the same paper comes with two announce types in one day.
+TYPE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
+
+_ID = re.compile(
+    r"^(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?$",
+)
+_ID_PREFIXES = re.compile(
+    r"^(?:oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/abs/|arxiv:)", re.I
+)
+_PREFIX = re.compile(
+    r"^\s*arXiv:(?P<id>\S+?)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:)?\s*", re.I
+)
+_AUTHOR_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
 
 
-def is_arxiv(parsed: Any) -> bool:
-    """True when the feed carries arXiv's own fields (announce type or oai ids)."""
-    namespaces = " ".join(getattr(parsed, "namespaces", {}).values())
-    if "arxiv.org" in namespaces:
+def split_id(raw: str) -> tuple[str, int | None]:
+    """``oai:arXiv.org:2411.13676v2`` -> (``2411.13676``, 2); the version may be absent."""
+    text = _ID_PREFIXES.sub("", raw.strip())
+    match = _ID.match(text)
+    if not match:
+        raise ValueError(f"{raw!r} is not an arXiv id")
+    version = match.group("v")
+    return match.group("id"), int(version) if version else None
+
+
+def recognises(doc: Document) -> bool:
+    """A usable feed carrying arXiv's namespace, announce types or oai ids."""
+    if doc.feed_problem() is not None:
+        return False
+    parsed = doc.feed
+    if any(ARXIV_NAMESPACE in uri for uri in parsed.get("namespaces", {}).values()):
         return True
     return any(
-        "arxiv_announce_type" in e or str(e.get("id", "")).startswith("oai:arXiv.org:")
+        "arxiv_announce_type" in e or str(e.get("id", "")).lower().startswith("oai:arxiv.org:")
         for e in parsed.entries[:5]
     )
 
 
-def clean_text(value: str, limit: int) -> str:
-    """Whitespace folded to single spaces (kills CRLF tricks) and length capped."""
-    text = _SPACE.sub(" ", value or "").strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def split_id(raw: str) -> tuple[str, int]:
-    match = _ID.search(raw.strip())
-    if not match:
-        raise ValueError(f"not an arXiv id: {raw!r}")
-    return match.group("id"), int(match.group("v") or 1)
-
-
-def feed_date(parsed: Any) -> dt.date | None:
-    """The announcement date as the feed states it, in the feed's own time zone."""
-    for source in (parsed.feed, *(parsed.entries[:1])):
-        for key in ("published", "updated"):
-            value = source.get(key)
-            if value:
-                try:
-                    return email.utils.parsedate_to_datetime(value).date()
-                except (TypeError, ValueError):
-                    continue
+def stated_date(source: Any) -> dt.date | None:
+    """The date a channel or item states, in its own time zone (arXiv's is US Eastern)."""
+    for key in ("published", "updated"):
+        value = source.get(key)
+        if not value:
+            continue
+        try:
+            return email.utils.parsedate_to_datetime(value).date()
+        except (TypeError, ValueError):
+            parsed = source.get(f"{key}_parsed")
+            if parsed:
+                return dt.date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
     return None
 
 
-def parse(parsed: Any, url: str, include_replacements: bool = False) -> ParsedFeed:
-    """Papers from an already feedparser-parsed arXiv feed.
+def split_authors(raw: Any) -> tuple[str, ...]:
+    names = (cap(fold(name), MAX_AUTHOR)[0] for name in _AUTHOR_SPLIT.split(fold(raw)))
+    return tuple(name for name in names if name)
 
-    Entries missing an id or a title are reported in ``problems`` and skipped; the
-    complete ones are kept.
+
+def _entry(
+    entry: Any, label: str, announced: dt.date | None, ctx: FeedContext, log: EntryLog
+) -> Paper:
+    raw_id = entry.get("id") or entry.get("link") or ""
+    summary = entry.get("summary", "") or ""
+    prefix = _PREFIX.match(summary)
+    if not raw_id and prefix:
+        raw_id = prefix.group("id")
+    if not raw_id:
+        title = cap(fold(entry.get("title", "")), 60)[0]
+        raise EntryRejected(f"{label}{f' ({title!r})' if title else ''}: no id")
+    try:
+        arxiv_id, version = split_id(raw_id)
+    except ValueError as exc:
+        raise EntryRejected(f"{label}: {exc}") from exc
+    label = f"{label} ({arxiv_id})"
+    if version is None and prefix:
+        with contextlib.suppress(ValueError):
+            version = split_id(prefix.group("id"))[1]
+    title = clean_title(entry.get("title", ""), label, log)
+    if not title:
+        raise EntryRejected(f"{label}: no title")
+    abstract = clean_abstract(summary[prefix.end() :] if prefix else summary, label, log)
+    if not abstract:
+        raise EntryRejected(f"{label}: no abstract")
+    kind = fold(entry.get("arxiv_announce_type") or (prefix.group("type") if prefix else "new"))
+    kind = kind.lower()
+    if kind not in TYPE_RANK:
+        log.notes.append(f"{label}: unknown announce type {kind!r}; treated as new")
+        kind = "new"
+    date = stated_date(entry) or announced
+    if date is None:
+        raise EntryRejected(f"{label}: no announcement date in the item or the channel")
+    classes = tuple(dict.fromkeys(fold(t.get("term")) for t in entry.get("tags", []) or []))
+    classes = tuple(c for c in classes if c)
+    return Paper(
+        arxiv_id=arxiv_id,
+        version=version or 1,
+        title=title,
+        abstract=abstract,
+        authors=split_authors(entry.get("author", "")),
+        announced=date,
+        primary_class=classes[0] if classes else "",
+        classes=classes,
+        announce_type=kind,
+        abs_url=f"https://arxiv.org/abs/{arxiv_id}",
+        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
+        source=ctx.url,
+    )
+
+
+def merge(first: Paper, second: Paper) -> Paper:
+    """The same paper twice (cross-lists): one paper with both class lists.
+
+    The announcement that ranks first (new before cross) keeps its primary class.
     """
-    announced = feed_date(parsed)
+    lead, other = sorted((first, second), key=lambda p: TYPE_RANK.get(p.announce_type, 9))
+    classes = merge_classes(lead.classes, other.classes)
+    return dataclasses.replace(
+        lead,
+        classes=classes,
+        primary_class=lead.primary_class or (classes[0] if classes else ""),
+        version=max(first.version, second.version),
+    )
+
+
+def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
+    """Papers from an arXiv feed; incomplete entries are reported and the rest kept.
+
+    ``new`` and ``cross`` entries are kept; ``replace`` and ``replace-cross`` only when
+    ``ctx.include_replacements`` (they keep their announce type so the e-mail can
+    mark them as updated).
+    """
+    parsed = doc.feed
+    announced = stated_date(parsed.feed)
+    if announced is None and not parsed.entries:
+        announced = ctx.issue_date
+    log = EntryLog()
     papers: dict[str, Paper] = {}
-    problems: list[str] = []
-    replacements = 0
-    for index, entry in enumerate(parsed.entries):
-        raw_id = entry.get("id") or entry.get("link") or ""
-        title = clean_text(entry.get("title", ""), MAX_TITLE)
-        if not raw_id or not title:
-            problems.append(f"entry {index + 1} has no {'id' if not raw_id else 'title'}")
+    replacements = merged = 0
+    complete = doc.complete_entries()
+    for index, entry in enumerate(parsed.entries, start=1):
+        label = f"entry {index}"
+        if index > complete:
+            log.failed.append(f"{label}: cut off (the feed is truncated)")
             continue
         try:
-            arxiv_id, version = split_id(raw_id)
-        except ValueError as exc:
-            problems.append(f"entry {index + 1}: {exc}")
+            paper = _entry(entry, label, announced, ctx, log)
+        except EntryRejected as exc:
+            log.failed.append(str(exc))
             continue
-        summary = entry.get("summary", "")
-        match = _PREFIX.match(summary)
-        kind = entry.get("arxiv_announce_type") or (match.group("type") if match else "new")
-        kind = kind.strip().lower()
-        if kind not in NEW_TYPES and not include_replacements:
+        if paper.announce_type in REPLACEMENT_TYPES and not ctx.include_replacements:
             replacements += 1
             continue
-        abstract = clean_text(summary[match.end() :] if match else summary, MAX_ABSTRACT)
-        classes = tuple(t["term"] for t in entry.get("tags", []) if t.get("term"))
-        authors_raw = entry.get("author", "") or ""
-        authors = tuple(a for a in (clean_text(x, 200) for x in authors_raw.split(",")) if a)
-        entry_date = announced
-        if entry.get("published"):
-            with contextlib.suppress(TypeError, ValueError):
-                entry_date = email.utils.parsedate_to_datetime(entry["published"]).date()
-        if entry_date is None:
-            problems.append(f"entry {index + 1} ({arxiv_id}) has no announcement date")
-            continue
-        previous = papers.get(arxiv_id)
+        previous = papers.get(paper.arxiv_id)
         if previous is not None:
-            classes = tuple(dict.fromkeys(previous.classes + classes))
-        papers[arxiv_id] = Paper(
-            arxiv_id=arxiv_id,
-            version=version,
-            title=title,
-            abstract=abstract,
-            authors=authors,
-            announced=entry_date,
-            primary_class=classes[0] if classes else "",
-            classes=classes,
-            announce_type=kind,
-            abs_url=f"https://arxiv.org/abs/{arxiv_id}",
-            pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
-            source=url,
-        )
-    return ParsedFeed(url, announced, tuple(papers.values()), replacements, tuple(problems))
+            merged += 1
+            paper = merge(previous, paper)
+        papers[paper.arxiv_id] = paper
+    if announced is None and papers:
+        announced = max(p.announced for p in papers.values())
+    return ParsedFeed(
+        url=ctx.url,
+        kind=KIND,
+        announced=announced,
+        papers=tuple(papers.values()),
+        seen=len(parsed.entries),
+        skipped_replacements=replacements,
+        merged=merged,
+        failed=tuple(log.failed),
+        problems=bozo_problem(doc, complete),
+        notes=tuple(log.notes),
+    )

@@ -2,31 +2,39 @@
 
 One failing source never stops the others; its URL and reason go in the report.
 Papers are stored per source as soon as it is parsed, so a crash loses nothing and
-a re-run inserts nothing twice.
+a re-run inserts nothing twice. ETag/Last-Modified are kept per URL, so an
+unchanged feed costs one 304.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
-from newsletter import store
 from newsletter.db import FeedStateRow, session_scope, utcnow
-from newsletter.errors import SourceError
-from newsletter.sources import arxiv_rss
-from newsletter.sources.base import ParsedFeed
+from newsletter.errors import DatabaseError, SourceError
+from newsletter.sources import arxiv_rss, hf_daily, rss
+from newsletter.sources.base import Document, FeedContext, ParsedFeed, SourceKind
+from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetched, Fetcher
 
 log = logging.getLogger(__name__)
 
+DATE_PLACEHOLDER = "{date}"
+
 
 @dataclass
 class SourceStats:
+    """What happened to one source; ``seen = new + duplicate + replacements + failed``."""
+
     url: str
+    kind: str = ""
     seen: int = 0
     new: int = 0
     duplicate: int = 0
@@ -36,6 +44,28 @@ class SourceStats:
     announced: dt.date | None = None
     error: str = ""
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.error or self.failed or self.problems)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return f"FAILED ({self.error})"
+        if not self.ok:
+            return "partly failed"
+        return "not modified (HTTP 304)" if self.not_modified else "ok"
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        announced = f", announced {self.announced}" if self.announced else ""
+        return (
+            f"{self.url}: {self.status}; seen {self.seen}, new {self.new}, "
+            f"duplicate {self.duplicate}, skipped as replacement {self.replacements}, "
+            f"failed {self.failed}{announced}"
+        )
 
 
 @dataclass
@@ -44,7 +74,7 @@ class CollectReport:
 
     @property
     def ok(self) -> bool:
-        return all(not s.error for s in self.sources)
+        return all(s.ok for s in self.sources)
 
     @property
     def new(self) -> int:
@@ -55,21 +85,47 @@ class CollectReport:
         return {s.announced for s in self.sources if s.announced}
 
 
-def parse_feed(content: bytes, url: str, include_replacements: bool) -> ParsedFeed:
-    """Dispatch on the feed's content: arXiv's fields mean arXiv, whatever the host."""
-    import feedparser
+class CollectProgress(Protocol):
+    """Hooks for a progress display (see ``sources.progress``); all optional to act on."""
 
-    parsed = feedparser.parse(content, sanitize_html=False)
-    if parsed.bozo and not parsed.entries:
-        reason = getattr(parsed, "bozo_exception", "malformed feed")
-        raise SourceError(url, f"not a readable feed ({reason})")
-    if not parsed.entries and not parsed.feed:
-        raise SourceError(url, "not a feed (no channel and no entries)")
-    if arxiv_rss.is_arxiv(parsed) or not parsed.entries:
-        return arxiv_rss.parse(parsed, url, include_replacements)
-    from newsletter.sources import rss
+    def started(self, url: str) -> None: ...
 
-    return rss.parse(parsed, url)
+    def parsed(self, url: str, total: int) -> None: ...
+
+    def stored(self, url: str, count: int) -> None: ...
+
+    def finished(self, stats: SourceStats) -> None: ...
+
+
+#: In order: JSON first, then arXiv (which is also valid RSS), then any RSS/Atom.
+SOURCE_KINDS: tuple[SourceKind, ...] = (hf_daily, arxiv_rss, rss)
+
+
+def parse_document(doc: Document, ctx: FeedContext) -> ParsedFeed:
+    """Dispatch on content: the first kind that recognises the document parses it."""
+    for kind in SOURCE_KINDS:
+        if kind.recognises(doc):
+            return kind.parse(doc, ctx)
+    reason = hf_daily.json_problem(doc) or doc.feed_problem() or "unrecognised document"
+    raise SourceError(ctx.url, reason)
+
+
+def parse_feed(
+    content: bytes,
+    url: str,
+    include_replacements: bool = False,
+    issue_date: dt.date | None = None,
+    content_type: str = "",
+) -> ParsedFeed:
+    """Parse a feed body already in hand (the demo's bundled sample, the benchmark)."""
+    return parse_document(
+        Document(url, content, content_type), FeedContext(url, include_replacements, issue_date)
+    )
+
+
+def expand_url(url: str, date: dt.date) -> str:
+    """``{date}`` in a feed URL becomes the issue date (e.g. Hugging Face daily papers)."""
+    return url.replace(DATE_PLACEHOLDER, date.isoformat())
 
 
 def _load_state(engine: Engine, url: str) -> tuple[str, str]:
@@ -85,34 +141,85 @@ def _save_state(engine: Engine, fetched: Fetched) -> None:
         session.add(row)
 
 
+def _fetch_and_parse(
+    engine: Engine, fetcher: Fetcher, ctx: FeedContext
+) -> tuple[Fetched, ParsedFeed | None]:
+    etag, modified = _load_state(engine, ctx.url)
+    fetched = fetcher.fetch(ctx.url, etag, modified)
+    if fetched.not_modified:
+        return fetched, None
+    doc = Document(ctx.url, fetched.content, fetched.content_type)
+    return fetched, parse_document(doc, ctx)
+
+
 def collect_one(
-    engine: Engine, fetcher: Fetcher, url: str, include_replacements: bool = False
+    engine: Engine,
+    fetcher: Fetcher,
+    ctx: FeedContext,
+    progress: CollectProgress | None = None,
 ) -> SourceStats:
-    stats = SourceStats(url)
+    """Fetch, parse and store one source; every failure ends up in the stats."""
+    stats = SourceStats(ctx.url)
+    if progress:
+        progress.started(ctx.url)
     try:
-        etag, modified = _load_state(engine, url)
-        fetched = fetcher.fetch(url, etag, modified)
-        if fetched.not_modified:
-            stats.not_modified = True
-            log.info("%s: not modified since the last fetch", url)
-            return stats
-        feed = parse_feed(fetched.content, url, include_replacements)
+        fetched, feed = _fetch_and_parse(engine, fetcher, ctx)
+    except DatabaseError:
+        raise
     except SourceError as exc:
         stats.error = exc.reason
-        stats.failed = 1
         log.warning("source failed: %s", exc)
-        return stats
-    stats.announced = feed.announced
-    stats.seen = len(feed.papers) + feed.skipped_replacements + len(feed.problems)
-    stats.replacements = feed.skipped_replacements
-    stats.failed = len(feed.problems)
-    stats.problems = list(feed.problems)
-    stats.new = store.upsert_papers(engine, feed.papers)
-    stats.duplicate = len(feed.papers) - stats.new
-    _save_state(engine, fetched)
-    for problem in feed.problems:
-        log.warning("%s: %s", url, problem)
+    except Exception as exc:
+        # A parser bug on one odd feed must not cost the other sources their papers.
+        stats.error = f"unexpected {type(exc).__name__}: {exc}"
+        log.exception("source failed unexpectedly: %s", ctx.url)
+    else:
+        if feed is None:
+            stats.not_modified = True
+            log.info("%s: not modified since the last fetch", ctx.url)
+        else:
+            _store(engine, feed, stats, progress)
+            _save_state(engine, fetched)
+    if progress:
+        progress.finished(stats)
     return stats
+
+
+def _store(
+    engine: Engine, feed: ParsedFeed, stats: SourceStats, progress: CollectProgress | None
+) -> None:
+    stats.kind = feed.kind
+    stats.announced = feed.announced
+    stats.seen = feed.seen
+    stats.replacements = feed.skipped_replacements
+    stats.failed = len(feed.failed)
+    stats.problems = [*feed.problems, *feed.failed]
+    stats.notes = list(feed.notes)
+    if progress:
+        progress.parsed(feed.url, len(feed.papers))
+    on_chunk = (lambda n: progress.stored(feed.url, n)) if progress else None
+    try:
+        stored = store_papers(engine, feed.papers, on_chunk)
+    except OperationalError as exc:
+        raise DatabaseError(f"database error: {exc.orig}; is the database reachable?") from exc
+    stats.new = stored.new
+    stats.duplicate = stored.duplicate + feed.merged
+    for problem in stats.problems:
+        log.warning("%s: %s", feed.url, problem)
+    for note in feed.notes:
+        log.info("%s: %s", feed.url, note)
+    if feed.seen == 0:
+        log.info("%s: the feed is empty (announced %s)", feed.url, feed.announced or "no date")
+
+
+def _templated_date(
+    run_date: dt.date | None, stats: Sequence[SourceStats], today: dt.date
+) -> dt.date:
+    """The date for ``{date}`` URLs: the requested one, else arXiv's of this run, else today."""
+    if run_date is not None:
+        return run_date
+    arxiv_dates = [s.announced for s in stats if s.kind == arxiv_rss.KIND and s.announced]
+    return max(arxiv_dates, default=today)
 
 
 def collect_all(
@@ -121,18 +228,30 @@ def collect_all(
     *,
     include_replacements: bool = False,
     fetcher: Fetcher | None = None,
-    on_source: Callable[[SourceStats], None] | None = None,
+    progress: CollectProgress | None = None,
+    run_date: dt.date | None = None,
+    today: dt.date | None = None,
 ) -> CollectReport:
+    """Collect ``urls`` in order, those with ``{date}`` last (they need the issue date).
+
+    ``run_date`` is the date asked for (``--date``); ``today`` the local date, used when
+    neither it nor an arXiv feed gives one.
+    """
     own = fetcher is None
-    fetcher = fetcher or Fetcher()
+    active = fetcher or Fetcher()
     report = CollectReport([])
+    plain = [u for u in urls if DATE_PLACEHOLDER not in u]
+    templated = [u for u in urls if DATE_PLACEHOLDER in u]
     try:
-        for url in urls:
-            stats = collect_one(engine, fetcher, url, include_replacements)
-            report.sources.append(stats)
-            if on_source:
-                on_source(stats)
+        for url in plain:
+            ctx = FeedContext(url, include_replacements, run_date or today)
+            report.sources.append(collect_one(engine, active, ctx, progress))
+        if templated:
+            date = _templated_date(run_date, report.sources, today or dt.date.today())
+            for url in templated:
+                ctx = FeedContext(expand_url(url, date), include_replacements, date)
+                report.sources.append(collect_one(engine, active, ctx, progress))
     finally:
         if own:
-            fetcher.close()
+            active.close()
     return report

@@ -1,21 +1,43 @@
 """Any RSS 2.0 or Atom feed (a blog, a conference): each entry becomes a Paper.
 
-Entries have no arXiv id, so the identity is the entry's id or link, prefixed with
-``web:`` and hashed to a stable short key.
+Such entries have no arXiv id, so the identity is the entry's id (or link),
+hashed into a stable ``web:<hash>`` key; a re-run or a later day never repeats it.
+An entry is dated by its own published/updated date, else by the run's date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import re
 from typing import Any
 
 from newsletter.models import Paper
-from newsletter.sources.arxiv_rss import MAX_ABSTRACT, MAX_TITLE, clean_text
-from newsletter.sources.base import ParsedFeed
+from newsletter.sources.base import (
+    MAX_AUTHOR,
+    Document,
+    EntryLog,
+    FeedContext,
+    ParsedFeed,
+    bozo_problem,
+    cap,
+    clean_abstract,
+    clean_title,
+    fold,
+)
 
+KIND = "rss"
 _TAGS = re.compile(r"<[^>]+>")
+
+
+def recognises(doc: Document) -> bool:
+    """Any usable RSS or Atom document (arXiv's are claimed by ``arxiv_rss`` first)."""
+    return doc.feed_problem() is None
+
+
+def paper_key(ident: str) -> str:
+    return "web:" + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:20]
 
 
 def _date(entry: Any) -> dt.date | None:
@@ -26,36 +48,72 @@ def _date(entry: Any) -> dt.date | None:
     return None
 
 
-def parse(parsed: Any, url: str) -> ParsedFeed:
+def _text(detail: Any, raw: Any) -> str:
+    """Plain text of a field that may be declared HTML (Atom type="html")."""
+    text = raw if isinstance(raw, str) else ""
+    kind = (detail or {}).get("type", "text/plain")
+    if "html" in kind:
+        text = html.unescape(_TAGS.sub(" ", text))
+    return text
+
+
+def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
+    parsed = doc.feed
+    log = EntryLog()
     papers: dict[str, Paper] = {}
-    problems: list[str] = []
-    feed_date: dt.date | None = None
-    for index, entry in enumerate(parsed.entries):
-        link = entry.get("link", "")
-        ident = entry.get("id") or link
-        title = clean_text(entry.get("title", ""), MAX_TITLE)
-        if not ident or not title:
-            problems.append(f"entry {index + 1} has no {'id' if not ident else 'title'}")
+    merged = 0
+    complete = doc.complete_entries()
+    for index, entry in enumerate(parsed.entries, start=1):
+        label = f"entry {index}"
+        if index > complete:
+            log.failed.append(f"{label}: cut off (the feed is truncated)")
             continue
-        date = _date(entry)
+        link = fold(entry.get("link", ""))
+        ident = fold(entry.get("id", "")) or link
+        if not ident:
+            log.failed.append(f"{label}: no id and no link")
+            continue
+        title = clean_title(_text(entry.get("title_detail"), entry.get("title")), label, log)
+        if not title:
+            log.failed.append(f"{label} ({ident}): no title")
+            continue
+        date = _date(entry) or ctx.issue_date
         if date is None:
-            problems.append(f"entry {index + 1} has no date")
+            log.failed.append(f"{label} ({ident}): no date")
             continue
-        feed_date = max(feed_date or date, date)
-        key = "web:" + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:20]
-        summary = clean_text(_TAGS.sub(" ", entry.get("summary", "")), MAX_ABSTRACT)
-        authors = tuple(a.get("name", "") for a in entry.get("authors", []) if a.get("name"))
-        tags = tuple(t["term"] for t in entry.get("tags", []) if t.get("term"))
+        key = paper_key(ident)
+        if key in papers:
+            merged += 1
+        summary = _text(entry.get("summary_detail"), entry.get("summary", ""))
+        authors = tuple(
+            cap(fold(a.get("name", "")), MAX_AUTHOR)[0]
+            for a in entry.get("authors", []) or []
+            if fold(a.get("name", ""))
+        )
+        tags = tuple(
+            t for t in dict.fromkeys(fold(t.get("term")) for t in entry.get("tags", []) or []) if t
+        )
         papers[key] = Paper(
             arxiv_id=key,
             title=title,
-            abstract=summary,
+            abstract=clean_abstract(summary, label, log),
             authors=authors,
             announced=date,
             primary_class=tags[0] if tags else "",
             classes=tags,
             announce_type="new",
             abs_url=link,
-            source=url,
+            source=ctx.url,
         )
-    return ParsedFeed(url, feed_date, tuple(papers.values()), 0, tuple(problems))
+    announced = max((p.announced for p in papers.values()), default=None)
+    return ParsedFeed(
+        url=ctx.url,
+        kind=KIND,
+        announced=announced,
+        papers=tuple(papers.values()),
+        seen=len(parsed.entries),
+        merged=merged,
+        failed=tuple(log.failed),
+        problems=bozo_problem(doc, complete),
+        notes=tuple(log.notes),
+    )

@@ -1,0 +1,1 @@
+"""Fakes at the process boundary: local servers started by fixtures and benchmarks."""

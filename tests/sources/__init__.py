@@ -1,0 +1,1 @@
+"""Collection: arXiv RSS, other feeds, fetching, storage, empty days, the collect command."""
