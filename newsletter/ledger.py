@@ -1,41 +1,190 @@
 """The delivery ledger: claim a reader before mailing them, record the answer after.
 
 A row is inserted as ``sending`` before the batch goes out (INSERT ... ON CONFLICT
-DO NOTHING, so two racing senders cannot both claim a reader), then becomes
-``sent``, ``failed`` (permanent) or ``deferred`` (retried by the next run). Rows
-still ``sending`` when a run starts were left by a crash: the provider may or may
-not have accepted them, so they become ``unknown`` and are not resent unless the
-operator says so.
+DO NOTHING, so two racing senders cannot both claim a reader; rows to retry are
+taken with SELECT ... FOR UPDATE SKIP LOCKED), then becomes ``sent``, ``failed``
+(permanent), ``deferred`` (retried by the next run) or ``unknown`` (the provider
+may have taken it; never resent unless the operator says so).
+
+Every claim names its ``SendRun``. A row still ``sending`` whose run is gone was
+left by a crash (kill -9, power loss): the provider may or may not have accepted
+it, so it becomes ``unknown``. A row whose run is alive is in flight and is left
+alone, so two processes sending the same issue never judge each other's rows.
+Whether a run is alive:
+
+- PostgreSQL: the run holds a row lock on its ``send_runs`` row for its whole life
+  (one open transaction on a dedicated connection). The server drops the lock when
+  the process dies; ``SELECT ... FOR UPDATE SKIP LOCKED`` then returns that row.
+- SQLite (one machine): the run's process id is gone, or its heartbeat is stale.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+import datetime as dt
+import os
+import secrets
+import socket
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from newsletter.db import DeliveryRow, utcnow
+from newsletter.delivery.tables import SEND_RUNS
 from newsletter.models import SendResult
 from newsletter.store import insert_ignore
 
-DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
+DELIVERIES: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 STATUSES = ("sending", "sent", "failed", "deferred", "unknown")
-_RESULT_STATUS = {"sent": "sent", "rejected": "failed", "deferred": "deferred"}
+RESULT_STATUS = {"sent": "sent", "rejected": "failed", "deferred": "deferred", "unknown": "unknown"}
+#: On SQLite, a run whose heartbeat is older than this is presumed dead even if its pid lives.
+STALE_AFTER = dt.timedelta(minutes=30)
+STALE_REASON = "interrupted before the provider's answer was stored"
+
+#: Runs of this process that have not finished (threads of one process share a pid).
+_LOCAL_RUNS: set[str] = set()
 
 
-def mark_stale_unknown(engine: Engine, issue_id: int) -> int:
-    """Rows left ``sending`` by a crashed run become ``unknown``; returns how many."""
+class SendRun:
+    """One sending process's identity in the ledger, for the length of a ``with`` block."""
+
+    def __init__(self, engine: Engine, issue_id: int) -> None:
+        self.engine = engine
+        self.issue_id = issue_id
+        self.id = secrets.token_hex(8)
+        self._lease: Connection | None = None
+
+    def __enter__(self) -> SendRun:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(SEND_RUNS).values(
+                    run_id=self.id,
+                    issue_id=self.issue_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+        _LOCAL_RUNS.add(self.id)
+        if self.engine.dialect.name == "postgresql":
+            lease = self.engine.connect()
+            lease.begin()
+            lease.execute(
+                sa.select(SEND_RUNS.c.run_id).where(SEND_RUNS.c.run_id == self.id).with_for_update()
+            )
+            self._lease = lease
+        return self
+
+    def beat(self) -> None:
+        """Show that this run is alive (SQLite; PostgreSQL knows it from the held lock)."""
+        if self._lease is None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(SEND_RUNS)
+                    .where(SEND_RUNS.c.run_id == self.id)
+                    .values(heartbeat_at=utcnow())
+                )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _LOCAL_RUNS.discard(self.id)
+        finish = (
+            sa.update(SEND_RUNS)
+            .where(SEND_RUNS.c.run_id == self.id)
+            .values(finished_at=utcnow(), heartbeat_at=utcnow())
+        )
+        if self._lease is not None:
+            try:
+                self._lease.execute(finish)
+                self._lease.commit()
+            finally:
+                self._lease.close()
+                self._lease = None
+        else:
+            with self.engine.begin() as conn:
+                conn.execute(finish)
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back without a zone; compare everything as naive UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody reaped yet is a zombie: dead for our purpose
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _dead_runs(conn: Connection, issue_id: int, current: str) -> list[str]:
+    """Unfinished runs of this issue, other than ``current``, whose process is gone."""
+    unfinished = sa.select(SEND_RUNS.c.run_id, SEND_RUNS.c.host, SEND_RUNS.c.pid).where(
+        SEND_RUNS.c.issue_id == issue_id,
+        SEND_RUNS.c.finished_at.is_(None),
+        SEND_RUNS.c.run_id != current,
+    )
+    if conn.dialect.name == "postgresql":
+        # The rows we can lock are those no live run holds. A run created a moment ago
+        # and not yet leased is among them, but it has claimed nothing, and while we
+        # hold its row it cannot lease and claim until we commit.
+        return [r[0] for r in conn.execute(unfinished.with_for_update(skip_locked=True))]
+    here = socket.gethostname()
+    horizon = _naive_utc(utcnow() - STALE_AFTER)
+    rows = conn.execute(unfinished.add_columns(SEND_RUNS.c.heartbeat_at)).all()
+    dead = []
+    for run_id, host, pid, heartbeat in rows:
+        if _naive_utc(heartbeat) < horizon:
+            dead.append(run_id)
+        elif host == here and pid == os.getpid():
+            if run_id not in _LOCAL_RUNS:
+                dead.append(run_id)
+        elif host == here and not _pid_alive(pid):
+            dead.append(run_id)
+    return dead
+
+
+def mark_stale_unknown(engine: Engine, issue_id: int, run: SendRun | None = None) -> int:
+    """Rows left ``sending`` by a run that is gone become ``unknown``; returns how many."""
+    current = run.id if run else ""
     with engine.begin() as conn:
+        dead = _dead_runs(conn, issue_id, current)
+        finished = sa.select(SEND_RUNS.c.run_id).where(SEND_RUNS.c.finished_at.is_not(None))
+        mine = [DELIVERIES.c.run_id != current] if run else []
         result = conn.execute(
             sa.update(DELIVERIES)
-            .where(DELIVERIES.c.issue_id == issue_id, DELIVERIES.c.status == "sending")
-            .values(
-                status="unknown",
-                error="interrupted before the provider's answer was stored",
-                updated_at=utcnow(),
+            .where(
+                DELIVERIES.c.issue_id == issue_id,
+                DELIVERIES.c.status == "sending",
+                *mine,
+                sa.or_(
+                    DELIVERIES.c.run_id.in_(dead),
+                    DELIVERIES.c.run_id.in_(finished),
+                    DELIVERIES.c.run_id.not_in(sa.select(SEND_RUNS.c.run_id)),
+                ),
             )
+            .values(status="unknown", error=STALE_REASON, updated_at=utcnow())
         )
         return int(result.rowcount or 0)
 
@@ -45,12 +194,13 @@ def claim(
     issue_id: int,
     readers: Sequence[tuple[int, str]],
     retry_statuses: Sequence[str] = ("deferred",),
+    run: SendRun | None = None,
 ) -> set[int]:
     """Claim (subscriber_id, categories) pairs for sending; returns the ids this run owns."""
     if not readers:
         return set()
+    run_id = run.id if run else ""
     now = utcnow()
-    ids = [sid for sid, _ in readers]
     with engine.begin() as conn:
         inserted = conn.execute(
             insert_ignore(engine, DELIVERIES).returning(DELIVERIES.c.subscriber_id),
@@ -63,55 +213,112 @@ def claim(
                     "message_id": "",
                     "error": "",
                     "updated_at": now,
+                    "run_id": run_id,
                 }
                 for sid, cats in readers
             ],
         ).all()
         owned = {row[0] for row in inserted}
-        if retry_statuses:
-            retried = conn.execute(
+        rest = [sid for sid, _ in readers if sid not in owned]
+        if retry_statuses and rest:
+            owned.update(_claim_retries(conn, issue_id, rest, retry_statuses, run_id, now))
+    return owned
+
+
+def _claim_retries(
+    conn: Connection,
+    issue_id: int,
+    ids: Sequence[int],
+    retry_statuses: Sequence[str],
+    run_id: str,
+    now: dt.datetime,
+) -> set[int]:
+    """Take rows in a retryable status; rows another process is taking are skipped."""
+    where = (
+        DELIVERIES.c.issue_id == issue_id,
+        DELIVERIES.c.subscriber_id.in_(ids),
+        DELIVERIES.c.status.in_(retry_statuses),
+    )
+    locked = [
+        row[0]
+        for row in conn.execute(
+            sa.select(DELIVERIES.c.id).where(*where).with_for_update(skip_locked=True)
+        )
+    ]
+    if not locked:
+        return set()
+    retried = conn.execute(
+        sa.update(DELIVERIES)
+        .where(DELIVERIES.c.id.in_(locked), *where)
+        .values(status="sending", run_id=run_id, error="", updated_at=now)
+        .returning(DELIVERIES.c.subscriber_id)
+    ).all()
+    return {row[0] for row in retried}
+
+
+def record(
+    engine: Engine,
+    issue_id: int,
+    outcomes: Sequence[tuple[int, SendResult]],
+    run: SendRun | None = None,
+) -> None:
+    """Store the provider's answer for each reader this run claimed.
+
+    Readers with the same answer (a SendGrid request: one status, one message id)
+    are updated by one statement, so a batch of 1,000 costs a handful of queries.
+    """
+    if not outcomes:
+        return
+    now = utcnow()
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for sid, result in outcomes:
+        key = (RESULT_STATUS[result.status], result.message_id, result.error[:500])
+        groups[key].append(sid)
+    owner = [DELIVERIES.c.run_id == run.id] if run else []
+    singles = []
+    with engine.begin() as conn:
+        for (status, message_id, error), ids in groups.items():
+            if len(ids) == 1:
+                singles.append(
+                    {"b_sid": ids[0], "b_status": status, "b_mid": message_id, "b_error": error}
+                )
+                continue
+            conn.execute(
                 sa.update(DELIVERIES)
                 .where(
                     DELIVERIES.c.issue_id == issue_id,
                     DELIVERIES.c.subscriber_id.in_(ids),
-                    DELIVERIES.c.status.in_(retry_statuses),
+                    *owner,
                 )
-                .values(status="sending", updated_at=now)
-                .returning(DELIVERIES.c.subscriber_id)
-            ).all()
-            owned.update(row[0] for row in retried)
-    return owned
-
-
-def record(engine: Engine, issue_id: int, outcomes: Sequence[tuple[int, SendResult]]) -> None:
-    """Store the provider's answer for each claimed reader."""
-    if not outcomes:
-        return
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(DELIVERIES)
-            .where(
-                DELIVERIES.c.issue_id == sa.bindparam("b_issue"),
-                DELIVERIES.c.subscriber_id == sa.bindparam("b_sid"),
+                .values(status=status, message_id=message_id, error=error, updated_at=now)
             )
-            .values(
-                status=sa.bindparam("b_status"),
-                message_id=sa.bindparam("b_mid"),
-                error=sa.bindparam("b_error"),
-                updated_at=now,
-            ),
-            [
-                {
-                    "b_issue": issue_id,
-                    "b_sid": sid,
-                    "b_status": _RESULT_STATUS[r.status],
-                    "b_mid": r.message_id,
-                    "b_error": r.error[:500],
-                }
-                for sid, r in outcomes
-            ],
+        if singles:
+            conn.execute(
+                sa.update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.issue_id == issue_id,
+                    DELIVERIES.c.subscriber_id == sa.bindparam("b_sid"),
+                    *owner,
+                )
+                .values(
+                    status=sa.bindparam("b_status"),
+                    message_id=sa.bindparam("b_mid"),
+                    error=sa.bindparam("b_error"),
+                    updated_at=now,
+                ),
+                singles,
+            )
+
+
+def settled_ids(engine: Engine, issue_id: int, retry_statuses: Sequence[str]) -> set[int]:
+    """Readers already in the ledger for good (sent, failed, unknown...): not to be claimed."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(DELIVERIES.c.subscriber_id).where(
+                DELIVERIES.c.issue_id == issue_id, DELIVERIES.c.status.not_in(retry_statuses)
+            )
         )
+        return {row[0] for row in rows}
 
 
 def counts(engine: Engine, issue_id: int) -> Counter[str]:
@@ -122,3 +329,112 @@ def counts(engine: Engine, issue_id: int) -> Counter[str]:
             .group_by(DELIVERIES.c.status)
         )
         return Counter({status: int(n) for status, n in rows})
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    """One reader's delivery of one issue, as ``newsletter deliveries`` lists it."""
+
+    email: str
+    status: str
+    categories: str
+    message_id: str
+    error: str
+    updated_at: dt.datetime
+    delivered_at: dt.datetime | None
+    opened_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "email": self.email,
+            "status": self.status,
+            "categories": [s for s in self.categories.split(",") if s],
+            "message_id": self.message_id,
+            "error": self.error,
+            "updated_at": self.updated_at.isoformat(),
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+            "opened_at": self.opened_at.isoformat() if self.opened_at else None,
+        }
+
+
+def list_deliveries(
+    engine: Engine, issue_id: int, statuses: Iterable[str] | None = None
+) -> list[DeliveryInfo]:
+    """Every reader of an issue with their delivery status, in the order they were claimed."""
+    from subscribers.models import Subscriber
+
+    subscribers: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(
+            subscribers.c.email,
+            DELIVERIES.c.status,
+            DELIVERIES.c.categories,
+            DELIVERIES.c.message_id,
+            DELIVERIES.c.error,
+            DELIVERIES.c.updated_at,
+            DELIVERIES.c.delivered_at,
+            DELIVERIES.c.opened_at,
+        )
+        .join(subscribers, subscribers.c.id == DELIVERIES.c.subscriber_id)
+        .where(DELIVERIES.c.issue_id == issue_id)
+        .order_by(DELIVERIES.c.id)
+    )
+    wanted = list(statuses or ())
+    if wanted:
+        query = query.where(DELIVERIES.c.status.in_(wanted))
+    with engine.connect() as conn:
+        return [DeliveryInfo(*row) for row in conn.execute(query)]
+
+
+def note_event(
+    engine: Engine,
+    issue_id: int,
+    subscriber_id: int,
+    kind: str,
+    at: dt.datetime,
+    reason: str = "",
+) -> bool:
+    """Apply a provider event to a ledger row: delivered, opened, or failed after all.
+
+    Returns False when the ledger has no such row (an event for another sender).
+    """
+    where = (DELIVERIES.c.issue_id == issue_id, DELIVERIES.c.subscriber_id == subscriber_id)
+    values: dict[str, object]
+    if kind == "delivered":
+        values = {"delivered_at": at}
+    elif kind == "open":
+        values = {"opened_at": at}
+    else:
+        values = {"status": "failed", "error": f"{kind}: {reason}"[:500], "updated_at": utcnow()}
+    with engine.begin() as conn:
+        result = conn.execute(sa.update(DELIVERIES).where(*where).values(**values))
+        return bool(result.rowcount)
+
+
+def fail_by_message_id(engine: Engine, message_id: str, reason: str) -> int:
+    """Mark the delivery that carried ``message_id`` failed (a bounce came back)."""
+    if not message_id:
+        return 0
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(DELIVERIES)
+            .where(DELIVERIES.c.message_id == message_id)
+            .values(status="failed", error=reason[:500], updated_at=utcnow())
+        )
+        return int(result.rowcount or 0)
+
+
+def latest_issue(engine: Engine) -> tuple[int, dt.date] | None:
+    """The newest issue that has deliveries: what ``newsletter deliveries`` shows by default."""
+    from newsletter.db import IssueRow
+
+    issues: sa.Table = IssueRow.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(issues.c.id, issues.c.date)
+        .where(sa.exists().where(DELIVERIES.c.issue_id == issues.c.id))
+        .order_by(issues.c.date.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return (int(row[0]), row[1]) if row else None

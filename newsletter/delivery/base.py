@@ -5,7 +5,12 @@ recipients; each recipient carries the values for the rendering's placeholders
 (their signed links) and their own headers. Backends that can substitute
 (SendGrid) send a batch in few requests; the others personalise per recipient.
 The result says, per recipient, whether the message was accepted, rejected for
-good, or deferred (try again later).
+good, deferred (nothing was sent: try again later) or unknown (the request may
+have reached the provider but its answer was lost: resending could mail twice).
+
+A backend raises ``DeliveryError`` only when nothing of the batch was accepted
+(bad credentials, a message too large for the provider); otherwise it answers
+for every recipient.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from newsletter.models import RenderedIssue, SendResult
 SENT = "sent"
 REJECTED = "rejected"
 DEFERRED = "deferred"
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,11 @@ class MessageBatch:
 
 class MailBackend(abc.ABC):
     """Open, send batches, close; also usable as a context manager."""
+
+    #: Recipients per ``send`` call: the sender claims this many readers at a time.
+    max_batch = 500
+    #: Messages per second when NEWSLETTER_SEND_RATE is unset (None: no limit).
+    default_rate: float | None = None
 
     def __init__(self, from_email: str, from_name: str = "") -> None:
         self.from_email = from_email

@@ -1,0 +1,239 @@
+"""Mail one rendering to its readers: claim, send, record, one batch at a time.
+
+The order inside a batch is what makes a crash harmless: the readers are claimed
+in the ledger (committed) before the backend is called, and the backend's answer
+is recorded right after. A kill between the two leaves the batch ``sending``,
+which the next run reports as ``unknown`` instead of mailing it again.
+
+The pace is kept with the ``limits`` library (NEWSLETTER_SEND_RATE), and the run
+stops with ``FailureBudgetExceeded`` when too many messages fail permanently
+(NEWSLETTER_SEND_MAX_FAILURE_RATIO): a bad sender address or a blocked domain
+should cost one batch, not the whole list.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.engine import Engine
+
+from newsletter import ledger
+from newsletter.delivery.base import (
+    DEFERRED,
+    REJECTED,
+    SENT,
+    UNKNOWN,
+    Envelope,
+    MailBackend,
+    MessageBatch,
+)
+from newsletter.errors import DeliveryError, FailureBudgetExceeded
+from newsletter.models import RenderedIssue, SendResult
+
+log = logging.getLogger(__name__)
+
+#: The failure ratio is judged only once this many messages were attempted in the run,
+#: so that one bad address among the first three readers does not stop a send.
+BUDGET_MIN_SAMPLE = 20
+
+
+class Progress(Protocol):
+    """What the sender tells a progress display (the CLI's bar)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+@dataclass
+class Tally:
+    """What happened to the readers this run handled."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    unknown: int = 0
+    already: int = 0
+
+    def add(self, results: Sequence[SendResult]) -> None:
+        for result in results:
+            if result.status == SENT:
+                self.sent += 1
+            elif result.status == REJECTED:
+                self.failed += 1
+            elif result.status == UNKNOWN:
+                self.unknown += 1
+            else:
+                self.deferred += 1
+
+
+class Throttle:
+    """At most ``rate`` messages per second, kept by a moving window from ``limits``."""
+
+    def __init__(self, rate: float | None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._sleep = sleep
+        self.piece: int | None = None
+        if not rate:
+            return
+        if rate >= 1:
+            amount, seconds = round(rate), 1
+        else:
+            amount, seconds = 1, max(1, round(1 / rate))
+        self.piece = max(1, amount)
+        self._item = RateLimitItemPerSecond(self.piece, seconds)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def pieces(self, items: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
+        """``items`` cut into runs of at most one window's worth, each waited for."""
+        if self.piece is None:
+            yield items
+            return
+        for start in range(0, len(items), self.piece):
+            piece = items[start : start + self.piece]
+            while not self._limiter.hit(self._item, "send", cost=len(piece)):
+                reset = self._limiter.get_window_stats(self._item, "send").reset_time
+                self._sleep(max(0.005, reset - time.time()))
+            yield piece
+
+
+class FailureBudget:
+    """Stops the run once permanent failures exceed ``ratio`` of the messages attempted."""
+
+    def __init__(self, ratio: float, min_sample: int = BUDGET_MIN_SAMPLE) -> None:
+        self.ratio = ratio
+        self.min_sample = min_sample
+        self.attempted = 0
+        self.failed = 0
+
+    def add(self, results: Sequence[SendResult]) -> None:
+        self.attempted += len(results)
+        self.failed += sum(r.status == REJECTED for r in results)
+        if self.attempted >= self.min_sample and self.failed > self.ratio * self.attempted:
+            reasons = sorted({r.error for r in results if r.status == REJECTED})
+            raise FailureBudgetExceeded(
+                f"stopped: {self.failed} of {self.attempted} messages were rejected "
+                f"permanently (over NEWSLETTER_SEND_MAX_FAILURE_RATIO={self.ratio:g}); "
+                f"first reason: {reasons[0] if reasons else 'unknown'}; fix the cause and "
+                "run `newsletter send` again: readers not yet mailed are still waiting",
+                recipients=[r.to for r in results if r.status == REJECTED],
+                permanent=True,
+            )
+
+
+class Dispatcher:
+    """Sends renderings to readers through one backend within one ``SendRun``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        issue_id: int,
+        backend: MailBackend,
+        run: ledger.SendRun,
+        *,
+        make_envelope: Callable[[int, str], Envelope],
+        throttle: Throttle,
+        budget: FailureBudget,
+        retry_statuses: Sequence[str] = ("deferred",),
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.issue_id = issue_id
+        self.backend = backend
+        self.run = run
+        self.make_envelope = make_envelope
+        self.throttle = throttle
+        self.budget = budget
+        self.retry_statuses = tuple(retry_statuses)
+        self.progress = progress
+        self.should_stop = should_stop
+        self.tally = Tally()
+
+    def send(
+        self,
+        rendered: RenderedIssue,
+        categories: tuple[str, ...],
+        readers: Sequence[tuple[int, str]],
+    ) -> bool:
+        """Mail ``rendered`` to (subscriber_id, email) ``readers`` who are not yet claimed.
+
+        Returns False when ``should_stop`` said so between two batches.
+        """
+        size = max(1, self.backend.max_batch)
+        cats = ",".join(categories)
+        for start in range(0, len(readers), size):
+            if self.should_stop is not None and self.should_stop():
+                return False
+            chunk = readers[start : start + size]
+            owned = ledger.claim(
+                self.engine,
+                self.issue_id,
+                [(sid, cats) for sid, _ in chunk],
+                self.retry_statuses,
+                self.run,
+            )
+            self.tally.already += len(chunk) - len(owned)
+            mine = [(sid, email) for sid, email in chunk if sid in owned]
+            if self.progress and len(mine) < len(chunk):
+                self.progress.advance(len(chunk) - len(mine))
+            if mine:
+                self._send_claimed(rendered, categories, mine)
+        return True
+
+    def _send_claimed(
+        self,
+        rendered: RenderedIssue,
+        categories: tuple[str, ...],
+        mine: Sequence[tuple[int, str]],
+    ) -> None:
+        ids = [sid for sid, _ in mine]
+        envelopes = [self.make_envelope(sid, email) for sid, email in mine]
+        done = 0
+        try:
+            for piece in self.throttle.pieces(envelopes):
+                batch = MessageBatch(rendered, tuple(piece), categories)
+                results = self.backend.send(batch)
+                if len(results) != len(piece):
+                    raise DeliveryError(
+                        f"the mail backend answered for {len(results)} of {len(piece)} readers"
+                    )
+                ledger.record(
+                    self.engine,
+                    self.issue_id,
+                    list(zip(ids[done : done + len(piece)], results, strict=True)),
+                    self.run,
+                )
+                done += len(piece)
+                self.run.beat()
+                self.tally.add(results)
+                if self.progress:
+                    self.progress.advance(len(piece))
+                self.budget.add(results)
+        except DeliveryError as exc:
+            if isinstance(exc, FailureBudgetExceeded):
+                raise
+            # The backend accepted nothing of this piece: give the readers back for a
+            # later run rather than leaving them "sending" (which would read as unknown).
+            rest = list(zip(ids[done:], envelopes[done:], strict=True))
+            ledger.record(
+                self.engine,
+                self.issue_id,
+                [(sid, SendResult(env.to, DEFERRED, error=str(exc)[:500])) for sid, env in rest],
+                self.run,
+            )
+            self.tally.deferred += len(rest)
+            raise
+
+
+def rate_for(setting: float | None, backend: MailBackend) -> float | None:
+    """NEWSLETTER_SEND_RATE if set (0 = no limit), else the backend's default."""
+    if setting is None:
+        return backend.default_rate
+    return setting or None

@@ -1,0 +1,177 @@
+"""What the mail provider tells us afterwards, applied to readers and to the ledger.
+
+SendGrid's Event Webhook posts a JSON list of events. Each is applied once
+(``provider_events`` keeps every ``sg_event_id``): a hard bounce or a drop of a dead
+address makes the reader ``bounced``, a spam report ``complained``, an unsubscribe
+``unsubscribed`` (status changes go through ``subscribers.store.set_status`` with
+source ``webhook``); ``delivered`` and ``open`` are noted on the ledger row, and a
+bounce or drop marks that row ``failed``. The issue and subscriber ids come back in
+the event as the ``custom_args`` the SendGrid backend sent.
+
+A status the reader or the provider already suppressed is never changed here: a
+late ``delivered`` must not revive anybody, and a ``bounced`` reader who later
+complains stays suppressed either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from newsletter import ledger
+from newsletter.delivery.tables import PROVIDER_EVENTS
+from newsletter.errors import InvalidInputError
+from newsletter.store import insert_ignore
+
+log = logging.getLogger(__name__)
+
+#: Dropped because of the address itself (SendGrid's ``reason``), and what that makes the reader.
+_DROP_STATUS = {
+    "bounced address": "bounced",
+    "invalid": "bounced",
+    "invalid smtpapi header": "",
+    "unsubscribed address": "unsubscribed",
+    "spam reporting address": "complained",
+}
+_UNSUBSCRIBE = ("unsubscribe", "group_unsubscribe")
+#: Events noted on the reader's ledger row (a bounce or drop marks it failed).
+_LEDGER_KINDS = ("delivered", "open", "bounce", "dropped")
+
+
+@dataclass
+class EventReport:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0  # events for readers or issues this newsletter does not know
+
+
+def validate_events(data: Any) -> list[dict[str, Any]]:
+    """The events of a webhook body, or InvalidInputError saying what is wrong (nothing applied)."""
+    if not isinstance(data, list):
+        raise InvalidInputError("the body must be a JSON list of events")
+    for number, event in enumerate(data):
+        if not isinstance(event, dict):
+            raise InvalidInputError(f"event {number} is not a JSON object")
+        for key in ("event", "sg_event_id"):
+            if not isinstance(event.get(key), str) or not event[key]:
+                raise InvalidInputError(f"event {number} has no {key!r} string")
+    return data
+
+
+def apply_sendgrid_events(engine: Engine, events: Sequence[Mapping[str, Any]]) -> EventReport:
+    """Apply each event not seen before; a replayed event id changes nothing."""
+    report = EventReport()
+    kinds = {str(e["sg_event_id"]): str(e["event"]) for e in events}
+    fresh = _remember(engine, kinds)
+    report.duplicates = len(events) - len(fresh)
+    done: set[str] = set()
+    try:
+        for event in events:
+            event_id = str(event["sg_event_id"])
+            if event_id not in fresh or event_id in done:
+                continue
+            done.add(event_id)
+            if _apply(engine, event):
+                report.applied += 1
+            else:
+                report.ignored += 1
+    except BaseException:
+        # Forget what was not applied, so SendGrid's retry of this post applies it then.
+        _forget(engine, fresh - done)
+        raise
+    return report
+
+
+def _remember(engine: Engine, kinds: Mapping[str, str]) -> set[str]:
+    """Store the event ids; returns those that were new."""
+    if not kinds:
+        return set()
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            insert_ignore(engine, PROVIDER_EVENTS).returning(PROVIDER_EVENTS.c.event_id),
+            [
+                {"event_id": event_id[:255], "kind": kind[:64], "received_at": now}
+                for event_id, kind in kinds.items()
+            ],
+        ).all()
+    return {row[0] for row in rows}
+
+
+def _forget(engine: Engine, event_ids: set[str]) -> None:
+    if event_ids:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.delete(PROVIDER_EVENTS).where(PROVIDER_EVENTS.c.event_id.in_(event_ids))
+            )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _when(event: Mapping[str, Any]) -> dt.datetime:
+    stamp = _int(event.get("timestamp"))
+    if stamp is None:
+        return dt.datetime.now(dt.UTC)
+    return dt.datetime.fromtimestamp(stamp, dt.UTC)
+
+
+def new_status(event: Mapping[str, Any]) -> str:
+    """The reader status an event calls for, or '' for none."""
+    kind = str(event["event"])
+    if kind == "bounce":
+        # SendGrid marks soft, temporary refusals as type "blocked": not a dead address.
+        return "bounced" if str(event.get("type", "bounce")) == "bounce" else ""
+    if kind == "dropped":
+        reason = str(event.get("reason", "")).strip().lower()
+        return _DROP_STATUS.get(reason, "")
+    if kind == "spamreport":
+        return "complained"
+    if kind in _UNSUBSCRIBE:
+        return "unsubscribed"
+    return ""
+
+
+def _reader(engine: Engine, event: Mapping[str, Any]) -> Any:
+    """The reader an event is about: by the subscriber id we sent, else by address."""
+    from subscribers import store as subscriber_store
+
+    subscriber_id = _int(event.get("subscriber_id"))
+    info = subscriber_store.get_by_id(engine, subscriber_id) if subscriber_id else None
+    if info is None and isinstance(event.get("email"), str):
+        try:
+            info = subscriber_store.get_by_email(engine, event["email"])
+        except InvalidInputError:
+            return None
+    return info
+
+
+def _apply(engine: Engine, event: Mapping[str, Any]) -> bool:
+    """Apply one event; False when it is about a reader we do not know."""
+    from subscribers import store as subscriber_store
+    from subscribers.models import SUPPRESSED
+
+    kind = str(event["event"])
+    info = _reader(engine, event)
+    if info is None:
+        log.info("SendGrid %s event for a reader we do not know; ignored", kind)
+        return False
+    issue_id = _int(event.get("issue_id"))
+    if issue_id is not None and kind in _LEDGER_KINDS:
+        reason = str(event.get("reason") or event.get("response") or event.get("type") or "")
+        ledger.note_event(engine, issue_id, info.id, kind, _when(event), reason)
+    status = new_status(event)
+    if status and info.status not in SUPPRESSED:
+        subscriber_store.set_status(engine, info.id, status, "webhook")
+        log.info("reader %d is now %s (SendGrid %s)", info.id, status, kind)
+    return True

@@ -1,0 +1,402 @@
+"""SendGrid's v3 Mail Send API through the official ``sendgrid`` package.
+
+Readers of one rendering travel in one request: up to 1,000 personalizations, one
+``to`` each (so nobody sees another reader's address), with the rendering's link
+markers as ``substitutions``, the issue and subscriber ids as ``custom_args`` (the
+Event Webhook hands them back) and the reader's own ``List-Unsubscribe`` as
+personalization ``headers`` (SendGrid does not substitute inside headers).
+
+What each answer means for the readers of the request:
+
+- 202: accepted; the ``X-Message-Id`` is every reader's message id.
+- 400: nothing was sent. When SendGrid names personalizations (a bad address),
+  those readers are rejected and the others are sent again without them;
+  otherwise the whole request is rejected, naming the field.
+- 401/403: the key is wrong; raised, nothing sent. 413: the request is split in
+  halves until it fits; a single reader's message that does not fit is raised.
+- 429: wait until ``X-RateLimit-Reset``/``Retry-After``; 5xx and refused
+  connections: back off and retry (tenacity); still failing: deferred.
+- No answer within the timeout: unknown, never retried here, because SendGrid may
+  have accepted the request before the connection failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import (
+    Attachment,
+    Category,
+    ContentId,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    From,
+    Header,
+    Mail,
+    MailSettings,
+    Personalization,
+    SandBoxMode,
+    Substitution,
+    To,
+)
+
+from newsletter.delivery.base import (
+    DEFERRED,
+    REJECTED,
+    SENT,
+    UNKNOWN,
+    MailBackend,
+    MessageBatch,
+)
+from newsletter.errors import ConfigurationError, DeliveryError
+from newsletter.models import SendResult
+
+if TYPE_CHECKING:
+    from newsletter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: SendGrid takes at most this many personalizations per request.
+MAX_PERSONALIZATIONS = 1000
+#: SendGrid allows at most 10 categories per message.
+MAX_CATEGORIES = 10
+NEWSLETTER_CATEGORY = "daily-ai-insights"
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one request before giving its readers back as deferred."""
+
+    attempts: int = 5
+    backoff: float = 1.0  # first wait after a 5xx; doubles each time
+    backoff_max: float = 30.0
+    max_rate_wait: float = 120.0  # longest wait honoured for a 429's reset time
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Any
+    body: bytes
+
+
+class _Transient(Exception):
+    """Nothing was accepted and trying again may work (429, 5xx, refused connection)."""
+
+    def __init__(self, detail: str, wait: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.wait = wait
+
+
+class _NoAnswer(Exception):
+    """The request went out but no answer came back: SendGrid may have accepted it."""
+
+
+class SendGridBackend(MailBackend):
+    max_batch = MAX_PERSONALIZATIONS
+
+    def __init__(
+        self,
+        api_key: str,
+        from_email: str,
+        from_name: str = "",
+        *,
+        host: str = "https://api.sendgrid.com",
+        sandbox: bool = False,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise ConfigurationError(
+                "NEWSLETTER_SENDGRID_API_KEY is empty; create an API key with the "
+                "'Mail Send' permission in SendGrid and set it"
+            )
+        super().__init__(from_email, from_name)
+        self.host = host.rstrip("/")
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._client = SendGridAPIClient(api_key=api_key, host=self.host)
+        self._client.client.timeout = timeout
+        self.requests = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendGridBackend:
+        return cls(
+            settings.sendgrid_api_key,
+            settings.from_email,
+            settings.from_name,
+            host=settings.sendgrid_host,
+            sandbox=settings.sendgrid_sandbox,
+            timeout=settings.sendgrid_timeout,
+        )
+
+    # -- the request body ----------------------------------------------------------------
+
+    def build_mail(self, batch: MessageBatch, indexes: Sequence[int]) -> Mail:
+        """The Mail for the recipients at ``indexes``, personalizations in that order."""
+        rendered = batch.rendered
+        mail = Mail()
+        mail.from_email = From(self.from_email, self.from_name or None)
+        mail.subject = rendered.subject
+        mail.add_content(rendered.text, "text/plain")
+        mail.add_content(rendered.html, "text/html")
+        for image in rendered.images:
+            mail.add_attachment(
+                Attachment(
+                    FileContent(base64.b64encode(image.data).decode("ascii")),
+                    FileName(image.filename),
+                    FileType(f"image/{image.mime_subtype}"),
+                    Disposition("inline"),
+                    ContentId(image.content_id),
+                )
+            )
+        categories = dict.fromkeys((NEWSLETTER_CATEGORY, *batch.categories))
+        for name in list(categories)[:MAX_CATEGORIES]:
+            mail.add_category(Category(name))
+        if self.sandbox:
+            mail.mail_settings = MailSettings(sandbox_mode=SandBoxMode(True))
+        markers = rendered.placeholders
+        for position, index in enumerate(indexes):
+            envelope = batch.recipients[index]
+            personalization = Personalization()
+            to = To()
+            to.email = envelope.to
+            personalization.add_to(to)
+            for name, marker in markers.items():
+                personalization.add_substitution(Substitution(marker, envelope.values[name]))
+            for key, value in envelope.headers.items():
+                personalization.add_header(Header(key, value))
+            for key, value in envelope.tags.items():
+                personalization.add_custom_arg(CustomArg(key, value))
+            # add_personalization inserts at the front unless told where.
+            mail.add_personalization(personalization, index=position)
+        return mail
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, batch: MessageBatch) -> list[SendResult]:
+        results: list[SendResult | None] = [None] * len(batch.recipients)
+        for start in range(0, len(batch.recipients), MAX_PERSONALIZATIONS):
+            indexes = list(range(start, min(start + MAX_PERSONALIZATIONS, len(results))))
+            self._send_indexes(batch, indexes, results)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results)
+        return done
+
+    def _send_indexes(
+        self, batch: MessageBatch, indexes: list[int], results: list[SendResult | None]
+    ) -> None:
+        pending = indexes
+        while pending:
+            body = self.build_mail(batch, pending).get()
+            try:
+                answer = self._post(body)
+            except _Transient as exc:
+                self._fill(results, batch, pending, DEFERRED, f"{exc.detail}; retried next run")
+                return
+            except _NoAnswer as exc:
+                self._fill(results, batch, pending, UNKNOWN, str(exc))
+                return
+            if answer.status == 202:
+                message_id = _header(answer.headers, "X-Message-Id")
+                for i in pending:
+                    results[i] = SendResult(batch.recipients[i].to, SENT, message_id=message_id)
+                return
+            if answer.status == 400:
+                pending = self._rejected(batch, pending, results, answer.body)
+                continue
+            if answer.status == 413:
+                self._too_large(batch, pending, results, len(json.dumps(body)))
+                return
+            raise _fatal(answer)
+
+    def _rejected(
+        self,
+        batch: MessageBatch,
+        pending: list[int],
+        results: list[SendResult | None],
+        body: bytes,
+    ) -> list[int]:
+        """Reject what SendGrid named; returns the readers to send again (nothing was sent)."""
+        errors = _errors(body)
+        named: dict[int, str] = {}
+        for field, message in errors:
+            match = _PERSONALIZATION_FIELD.match(field or "")
+            if match and int(match.group(1)) < len(pending):
+                named.setdefault(pending[int(match.group(1))], f"{field}: {message}")
+        if named and len(named) == len(errors):
+            for i, reason in named.items():
+                results[i] = SendResult(
+                    batch.recipients[i].to, REJECTED, error=f"SendGrid rejected {reason}"
+                )
+            log.warning("SendGrid rejected %d recipient(s) of a request", len(named))
+            return [i for i in pending if i not in named]
+        reason = "; ".join(f"{f or 'request'}: {m}" for f, m in errors) or body.decode(
+            "utf-8", "replace"
+        )
+        message = f"SendGrid rejected the request (400): {reason}"[:500]
+        log.error("%s", message)
+        self._fill(results, batch, pending, REJECTED, message)
+        return []
+
+    def _too_large(
+        self,
+        batch: MessageBatch,
+        pending: list[int],
+        results: list[SendResult | None],
+        size: int,
+    ) -> None:
+        if len(pending) == 1:
+            raise DeliveryError(
+                f"SendGrid refused the message as too large (413, {size} bytes for one "
+                "reader); the e-mail with its chart must stay under SendGrid's 30 MB limit",
+                status=413,
+                recipients=[batch.recipients[pending[0]].to],
+            )
+        half = len(pending) // 2
+        log.info("SendGrid answered 413 for %d readers; splitting the request", len(pending))
+        self._send_indexes(batch, pending[:half], results)
+        self._send_indexes(batch, pending[half:], results)
+
+    @staticmethod
+    def _fill(
+        results: list[SendResult | None],
+        batch: MessageBatch,
+        indexes: Sequence[int],
+        status: str,
+        error: str,
+    ) -> None:
+        for i in indexes:
+            results[i] = SendResult(batch.recipients[i].to, status, error=error[:500])
+
+    def _post(self, body: dict[str, Any]) -> _Answer:
+        """POST /v3/mail/send, retrying what is safe to retry."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, self.retry.attempts)),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+        answer = retrying(self._post_once, body)
+        assert isinstance(answer, _Answer)
+        return answer
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.wait is not None:
+            return min(max(exc.wait, 0.0), self.retry.max_rate_wait)
+        backoff = tenacity.wait_exponential(
+            multiplier=self.retry.backoff, max=self.retry.backoff_max
+        )
+        return float(backoff(state))
+
+    def _post_once(self, body: dict[str, Any]) -> _Answer:
+        self.requests += 1
+        try:
+            response = self._client.send(body)
+        except http_errors.HTTPError as exc:
+            answer = _Answer(int(exc.status_code), exc.headers, _bytes(exc.body))
+            if answer.status == 429:
+                raise _Transient("SendGrid rate limit (429)", _rate_wait(answer.headers)) from None
+            if answer.status >= 500:
+                raise _Transient(f"SendGrid server error ({answer.status})") from None
+            return answer
+        except urllib.error.URLError as exc:
+            # urllib raises URLError while connecting and writing the request: not sent.
+            raise _Transient(f"cannot reach SendGrid at {self.host}: {exc.reason}") from exc
+        except OSError as exc:
+            # Sent, then the answer never came (timeout, reset): it may have been accepted.
+            raise _NoAnswer(
+                f"no answer from SendGrid within {self.timeout:g}s ({exc!r}); the request "
+                "may have been accepted, so it is not resent automatically "
+                "(see `newsletter send --resend-unknown`)"
+            ) from exc
+        return _Answer(int(response.status_code), response.headers, _bytes(response.body))
+
+
+def _bytes(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    return str(body or "").encode("utf-8")
+
+
+def _header(headers: Any, name: str) -> str:
+    if headers is None:
+        return ""
+    value = headers.get(name)
+    return str(value) if value is not None else ""
+
+
+def _rate_wait(headers: Any) -> float | None:
+    """Seconds until SendGrid's rate limit resets, from its headers."""
+    reset = _header(headers, "X-RateLimit-Reset")
+    if reset:
+        try:
+            return float(reset) - time.time()
+        except ValueError:
+            pass
+    retry_after = _header(headers, "Retry-After")
+    if retry_after:
+        try:
+            return float(retry_after)
+        except ValueError:
+            pass
+    return None
+
+
+def _errors(body: bytes) -> list[tuple[str, str]]:
+    """(field, message) pairs from SendGrid's error JSON; [] when the body is not that."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    items = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [
+        (str(item.get("field") or ""), str(item.get("message") or ""))
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def _fatal(answer: _Answer) -> DeliveryError:
+    detail = (
+        "; ".join(m for _, m in _errors(answer.body))
+        or answer.body.decode("utf-8", "replace")[:200]
+    )
+    if answer.status in (401, 403):
+        message = (
+            f"SendGrid refused the API key ({answer.status}: {detail}); check "
+            "NEWSLETTER_SENDGRID_API_KEY and that the key has the 'Mail Send' permission"
+        )
+    else:
+        message = f"SendGrid answered {answer.status} ({detail}); check NEWSLETTER_SENDGRID_HOST"
+    return DeliveryError(message, status=answer.status, body=answer.body.decode("utf-8", "replace"))
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("%s; retrying in %.1fs (attempt %d)", exc, wait, state.attempt_number)
