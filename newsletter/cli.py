@@ -58,32 +58,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from newsletter.errors import ConfigurationError
     from newsletter.pipeline import collect, parse_date
+    from newsletter.sources.empty_days import stated_empty_dates
+    from newsletter.sources.progress import RichProgress
 
     date = parse_date(args.date)
     svc = _services(args)
-    report = collect(svc, date, on_source=_collect_progress())
-    for s in report.sources:
-        status = f"FAILED ({s.error})" if s.error else ("not modified" if s.not_modified else "ok")
-        print(
-            f"{s.url}: {status}; seen {s.seen}, new {s.new}, duplicate {s.duplicate}, "
-            f"replacements skipped {s.replacements}, failed {s.failed}"
-            + (f", announced {s.announced}" if s.announced else "")
+    if not svc.settings.feeds:
+        raise ConfigurationError(
+            "NEWSLETTER_FEEDS is empty; set at least one feed URL, "
+            "e.g. https://rss.arxiv.org/rss/cs.AI+cs.CL"
         )
+    display = RichProgress() if sys.stderr.isatty() else None
+    with display or nullcontext():
+        report = collect(svc, date, progress=display)
+    for s in report.sources:
+        print(s.line())
+        for problem in s.problems:
+            print(f"  {s.url}: {problem}")
+    for day in sorted(stated_empty_dates(report)):
+        print(f"arXiv announced nothing on {day} (a weekend or holiday): no issue for that day")
     print(f"collected: {report.new} new papers from {len(report.sources)} sources")
     return 0 if report.ok else 1
-
-
-def _collect_progress() -> Callable[[Any], None] | None:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(stats: Any) -> None:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[green]✓[/] {stats.url} ({stats.new} new)")
-
-    return show
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
@@ -27,9 +28,10 @@ from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError, RenderError
 from newsletter.i18n import texts
 from newsletter.models import CategorySection, Digest, Paper, ReaderView, RenderedIssue
-from newsletter.render import Links, render_issue
+from newsletter.render import Links, render_empty_day, render_issue
 from newsletter.settings import Settings
-from newsletter.sources.collect import CollectReport, collect_all, parse_feed
+from newsletter.sources import empty_days
+from newsletter.sources.collect import CollectProgress, CollectReport, collect_all, parse_feed
 from newsletter.sources.fetch import Fetcher
 from subscribers import store as subscriber_store
 from subscribers.tokens import Signer, reader_links
@@ -81,15 +83,30 @@ def collect(
     date: dt.date | None = None,
     *,
     fetcher: Fetcher | None = None,
-    on_source: Callable[[Any], None] | None = None,
+    progress: CollectProgress | None = None,
 ) -> CollectReport:
-    report = collect_all(
-        svc.engine,
-        svc.settings.feeds,
-        include_replacements=svc.settings.include_replacements,
-        fetcher=fetcher,
-        on_source=on_source,
-    )
+    """Fetch every feed and store new papers; record a date arXiv stated with no items.
+
+    ``date`` (``--date``) is the issue date for ``{date}`` URLs; papers are always
+    stored under the date their feed states.
+    """
+    settings = svc.settings
+    own = fetcher is None
+    active = fetcher or Fetcher(settings.fetch_timeout, settings.fetch_attempts)
+    try:
+        report = collect_all(
+            svc.engine,
+            settings.feeds,
+            include_replacements=settings.include_replacements,
+            fetcher=active,
+            progress=progress,
+            run_date=date,
+            today=dt.datetime.now(ZoneInfo(settings.timezone)).date(),
+        )
+    finally:
+        if own:
+            active.close()
+    empty_days.record(svc.engine, empty_days.stated_empty_dates(report))
     if date is not None:
         for source in report.sources:
             if source.announced and source.announced != date:
@@ -298,6 +315,60 @@ def _list_headers(links: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _empty_day(
+    svc: Services, date: dt.date, backend: MailBackend, report: SendReport
+) -> SendReport:
+    """No papers on ``date``: no issue. On an empty day (arXiv announced nothing),
+    NEWSLETTER_EMPTY_DAY=note mails every active reader a short note, at most once per
+    reader and date (the delivery ledger of the date's ``empty`` issue row).
+    """
+    if not empty_days.is_empty_day(svc.engine, date):
+        report.notes.append(f"no papers were announced on {date}; no issue is sent")
+        log.info("no papers stored for %s: nothing to send", date)
+        return report
+    why = f"arXiv announced no papers on {date} (a weekend or holiday)"
+    if svc.settings.empty_day == "skip":
+        report.notes.append(
+            f"{why}; no issue is sent (NEWSLETTER_EMPTY_DAY=note mails a short note instead)"
+        )
+        log.info("%s: no issue is sent (NEWSLETTER_EMPTY_DAY=skip)", why)
+        return report
+    report.notes.append(f"{why}; mailing the short 'no new papers' note")
+    log.info("%s: mailing the no-new-papers note (NEWSLETTER_EMPTY_DAY=note)", why)
+    issue = store.get_issue(svc.engine, date)
+    assert issue is not None and issue.id is not None
+    by_language: dict[str, list[subscriber_store.Recipient]] = {}
+    for reader in subscriber_store.active_recipients(svc.engine):
+        by_language.setdefault(reader.language, []).append(reader)
+    report.groups = len(by_language)
+    with backend:
+        for language, readers in by_language.items():
+            rendered = render_empty_day(date, language)
+            for chunk in _chunks(readers, SEND_CHUNK):
+                if report.dry_run:
+                    report.sent += len(chunk)
+                    continue
+                owned = ledger.claim(svc.engine, issue.id, [(r.subscriber_id, "") for r in chunk])
+                report.already += len(chunk) - len(owned)
+                mine = [r for r in chunk if r.subscriber_id in owned]
+                if not mine:
+                    continue
+                envelopes = []
+                for r in mine:
+                    links = reader_links(svc.signer, svc.settings.base_url, r.subscriber_id)
+                    envelopes.append(Envelope(r.email, links, _list_headers(links)))
+                results = backend.send(MessageBatch(rendered, tuple(envelopes)))
+                ledger.record(
+                    svc.engine,
+                    issue.id,
+                    [(r.subscriber_id, res) for r, res in zip(mine, results, strict=True)],
+                )
+                report.sent += sum(res.status == "sent" for res in results)
+                report.deferred += sum(res.status == "deferred" for res in results)
+                report.failed += sum(res.status not in ("sent", "deferred") for res in results)
+    return report
+
+
 def send(
     svc: Services,
     date: dt.date | None,
@@ -320,16 +391,14 @@ def send(
     """
     if not dry_run:
         svc.settings.require_safe_secret()
-    date = resolve_date(svc, date)
+    date = resolve_date(svc, date) or empty_days.latest_empty_day(svc.engine)
     report = SendReport(date, dry_run=dry_run)
     if date is None:
         report.notes.append("no announcement without a sent issue; nothing to send")
         return report
     base_digest = build_digest(svc, date)
     if base_digest is None:
-        report.notes.append(f"no papers were announced on {date}; no issue is sent")
-        log.info("no papers announced on %s: nothing to send", date)
-        return report
+        return _empty_day(svc, date, backend, report)
     issue = store.get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
     if not dry_run:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     categories_file: Path | None = None
     include_replacements: bool = False
     empty_day: Literal["skip", "note"] = "skip"
+    fetch_timeout: float = Field(default=30.0, gt=0)
+    fetch_attempts: int = Field(default=4, ge=1)
 
     llm_model: str = ""
     llm_api_base: str = ""
