@@ -2,8 +2,8 @@
 
 Request bodies are read here, before any route sees them, up to a limit: a form
 larger than ``MAX_FORM_BYTES`` or any other body larger than ``MAX_BODY_BYTES``
-is answered 413, and a form that is not UTF-8 (raw or percent-encoded) is
-answered 400, so no handler ever stores mojibake. The body is then replayed to
+is answered 413, and a form that is not UTF-8 (or, urlencoded, has raw non-ASCII
+bytes) is answered 400, so no handler ever stores mojibake. The body is then replayed to
 the app unchanged.
 
 Every answer gets the security headers below unless the route set its own value
@@ -97,11 +97,21 @@ class BodyGuard:
 
 
 def _is_utf8_form(content_type: str, body: bytes) -> bool:
-    """The whole body is UTF-8, and so is every percent-encoded value of a urlencoded form."""
+    """A multipart body is UTF-8; a urlencoded one is ASCII whose escapes decode as UTF-8.
+
+    Browsers percent-encode every non-ASCII byte of a urlencoded form; Starlette would
+    read a raw one as Latin-1, turning "café" into "cafÃ©", so raw bytes are refused.
+    """
+    if content_type == "application/x-www-form-urlencoded":
+        if not body.isascii():
+            return False
+        try:
+            parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            return False
+        return True
     try:
-        text = body.decode("utf-8")
-        if content_type == "application/x-www-form-urlencoded":
-            parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+        body.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True

@@ -379,12 +379,6 @@ def events(engine: Engine, subscriber_id: int) -> list[EventInfo]:
         return [EventInfo(r.at.isoformat(), r.kind, r.detail, r.source) for r in rows]
 
 
-def ping(engine: Engine) -> None:
-    """Raise if the database cannot answer a trivial query (for health checks)."""
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
-
-
 # -- CSV ------------------------------------------------------------------------------------
 
 CSV_HEADER = ("email", "categories", "language")

@@ -1,0 +1,80 @@
+"""An unsubscribed address is never mailed again unless the reader subscribes and confirms."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from newsletter.cli import main
+from newsletter.delivery.memory import MemoryBackend
+from newsletter.errors import InvalidInputError
+from newsletter.pipeline import load_sample, send
+from subscribers import store
+from tests.web.conftest import Web, link_path
+
+SAMPLE_DATE = dt.date(2024, 11, 22)
+
+
+def _recipients(web: Web) -> list[str]:
+    return [r.email for r in store.active_recipients(web.svc.engine)]
+
+
+def test_one_click_unsubscribe_then_the_next_send_skips_them(web: Web) -> None:
+    load_sample(web.svc)
+    stay = web.subscribe_and_confirm("stay@example.com", ["nlp"])
+    leave = web.subscribe_and_confirm("leave@example.com", ["nlp"])
+    web.client.post(web.unsubscribe_path(leave.id), data={"List-Unsubscribe": "One-Click"})
+    outbox = MemoryBackend()
+    report = send(web.svc, SAMPLE_DATE, outbox)
+    assert report.sent == 1 and [m["To"] for m in outbox.outbox] == ["stay@example.com"]
+    assert stay.id != leave.id
+
+
+def test_reimport_and_cli_add_do_not_revive_an_unsubscribed_address(web: Web) -> None:
+    reader = web.subscribe_and_confirm("gone@example.com", ["nlp"])
+    store.unsubscribe(web.svc.engine, reader.id, source="one-click")
+    csv = "email,categories,language\nGONE@example.com,llm,ko\nnew@example.com,nlp,en\n"
+    assert store.import_csv(web.svc.engine, web.svc.taxonomy, csv, "ko") == (1, 1)
+    info = store.add_active(web.svc.engine, web.svc.taxonomy, "gone@example.com", ["llm"])
+    assert info.status == "unsubscribed" and info.categories == ("nlp",)
+    assert _recipients(web) == ["new@example.com"]
+    with pytest.raises(InvalidInputError, match="only they can subscribe again"):
+        store.set_status(web.svc.engine, reader.id, "active", "cli")
+    # The reader subscribes again and confirms: now, and only now, they are mailed.
+    web.subscribe("gone@example.com", ["llm"])
+    assert _recipients(web) == ["new@example.com"]
+    web.confirm(link_path(web.backend.outbox[-1], "confirm"))
+    assert sorted(_recipients(web)) == ["gone@example.com", "new@example.com"]
+    sources = [e.source for e in store.events(web.svc.engine, reader.id) if e.kind == "status"]
+    assert sources == ["web", "web", "one-click", "web"]
+
+
+def test_bounced_and_complained_stay_suppressed(web: Web) -> None:
+    reader = web.subscribe_and_confirm("dead@example.com")
+    store.set_status(web.svc.engine, reader.id, "bounced", "webhook")
+    store.add_active(web.svc.engine, web.svc.taxonomy, "dead@example.com")
+    store.unsubscribe(web.svc.engine, reader.id)  # keeps "bounced": it already stops mail
+    after = web.reader("dead@example.com")
+    assert after is not None and after.status == "bounced"
+    assert _recipients(web) == []
+    trail = store.events(web.svc.engine, reader.id)
+    assert (trail[-1].detail, trail[-1].source) == ("active->bounced", "webhook")
+
+
+def test_unknown_status_is_refused(web: Web) -> None:
+    reader = web.subscribe_and_confirm("x@example.com")
+    with pytest.raises(InvalidInputError, match="unknown status 'deleted'"):
+        store.set_status(web.svc.engine, reader.id, "deleted", "cli")
+
+
+def test_cli_add_says_when_an_address_stays_suppressed(
+    web: Web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reader = web.subscribe_and_confirm("gone@example.com")
+    store.unsubscribe(web.svc.engine, reader.id)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", web.svc.settings.database_url)
+    assert main(["subscribers", "add", "gone@example.com"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("unsubscribed: gone@example.com") and "only they can" in out
+    assert _recipients(web) == []
