@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
+import functools
 import re
 from typing import Any
 
@@ -74,18 +75,27 @@ def recognises(doc: Document) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _rfc822_date(value: str) -> dt.date | None:
+    """Cached: every item of a day's feed carries the same pubDate string."""
+    try:
+        return email.utils.parsedate_to_datetime(value).date()
+    except (TypeError, ValueError):
+        return None
+
+
 def stated_date(source: Any) -> dt.date | None:
     """The date a channel or item states, in its own time zone (arXiv's is US Eastern)."""
     for key in ("published", "updated"):
         value = source.get(key)
-        if not value:
+        if not value or not isinstance(value, str):
             continue
-        try:
-            return email.utils.parsedate_to_datetime(value).date()
-        except (TypeError, ValueError):
-            parsed = source.get(f"{key}_parsed")
-            if parsed:
-                return dt.date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
+        date = _rfc822_date(value)
+        if date is not None:
+            return date
+        parsed = source.get(f"{key}_parsed")
+        if parsed:
+            return dt.date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
     return None
 
 

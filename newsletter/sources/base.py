@@ -16,8 +16,7 @@ from typing import Any, Protocol
 
 from newsletter.models import Paper
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACE = re.compile(r"\s+")
+_DROP_CONTROL = dict.fromkeys([*range(0x09), *range(0x0E, 0x20), 0x7F])
 _MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
 _CLOSED_ENTRY = re.compile(rb"</(?:[\w-]+:)?(?:item|entry)\s*>")
 _HTML_START = re.compile(rb"^\s*(?:<!doctype\s+html|<html)", re.I)
@@ -153,7 +152,8 @@ def fold(value: Any) -> str:
     """Whitespace (CR/LF included) folded to single spaces, control characters removed."""
     if not isinstance(value, str):
         return ""
-    return _SPACE.sub(" ", _CONTROL.sub("", value)).strip()
+    # str.split() is several times faster than a regex on 2,000-item feeds.
+    return " ".join(value.translate(_DROP_CONTROL).split())
 
 
 def cap(text: str, limit: int) -> tuple[str, bool]:
