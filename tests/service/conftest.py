@@ -15,12 +15,14 @@ SAMPLE_DATE = dt.date(2024, 11, 22)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def add_readers(svc: Services, count: int, prefix: str = "reader") -> None:
-    """``count`` active readers of every category, inserted in one Core statement."""
+def add_readers(
+    svc: Services, count: int, prefix: str = "reader", categories: tuple[str, ...] = ()
+) -> None:
+    """``count`` active readers (of every category by default), in one Core statement."""
     from subscribers.models import Subscriber
 
     table = Subscriber.__table__  # type: ignore[attr-defined]
-    cats = ",".join(svc.taxonomy.slugs)
+    cats = ",".join(categories or svc.taxonomy.slugs)
     with svc.engine.begin() as conn:
         conn.execute(
             sa.insert(table),
