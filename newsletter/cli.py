@@ -79,9 +79,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print(s.line())
         for problem in s.problems:
             print(f"  {s.url}: {problem}")
+        for note in s.notes:
+            print(f"  {s.url}: kept: {note}")
     for day in sorted(stated_empty_dates(report)):
         print(f"arXiv announced nothing on {day} (a weekend or holiday): no issue for that day")
-    print(f"collected: {report.new} new papers from {len(report.sources)} sources")
+    count = len(report.sources)
+    print(f"collected: {report.new} new papers from {count} source{'' if count == 1 else 's'}")
     return 0 if report.ok else 1
 
 

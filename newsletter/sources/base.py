@@ -170,6 +170,8 @@ def has_markup(text: str) -> bool:
 def clean_title(raw: Any, label: str, log: EntryLog) -> str:
     """A display title: folded, capped, markup kept as text (escaped at render time)."""
     title = fold(raw)
+    if isinstance(raw, str) and ("\r" in raw.strip() or "\n" in raw.strip()):
+        log.notes.append(f"{label}: line breaks in the title folded into one line")
     if has_markup(title):
         log.notes.append(f"{label}: title contains markup; kept as plain text")
     title, cut = cap(title, MAX_TITLE)

@@ -123,6 +123,7 @@ def test_bad_entries_are_reported_and_the_complete_ones_kept() -> None:
     assert "entry 4 (2411.16004): title contains markup; kept as plain text" in feed.notes
     # CR/LF cannot split a line anywhere downstream.
     assert titles["2411.16005"] == "Header Injection Bcc: victim@example.com Through Titles"
+    assert "entry 5 (2411.16005): line breaks in the title folded into one line" in feed.notes
     assert not any(c in t for t in titles.values() for c in "\r\n\t")
     # A 10,000-character title is cut, and the cut is reported.
     assert len(titles["2411.16006"]) == MAX_TITLE and titles["2411.16006"].endswith("…")

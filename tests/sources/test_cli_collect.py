@@ -53,6 +53,27 @@ def test_collect_prints_one_line_per_source_and_exits_1_on_a_failure(
     assert "new 0, duplicate 5" in capsys.readouterr().out
 
 
+def test_bad_entries_are_listed_with_the_url_and_reason(
+    cli_env: pytest.MonkeyPatch, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = feed_server.serve_file("/rss/cs.AI", "arxiv/cs.AI-bad-entries.xml")
+    cli_env.setenv("NEWSLETTER_FEEDS", bad)
+    assert main(["collect"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"{bad}: partly failed; seen 7, new 5, duplicate 0, skipped as replacement 0, "
+        "failed 2, announced 2024-11-26"
+    )
+    assert out[1:7] == [
+        f"  {bad}: entry 2 ('A Paper Whose Identifier Was Lost'): no id",
+        f"  {bad}: entry 3 (2411.16003): no title",
+        f"  {bad}: kept: entry 4 (2411.16004): title contains markup; kept as plain text",
+        f"  {bad}: kept: entry 5 (2411.16005): line breaks in the title folded into one line",
+        f"  {bad}: kept: entry 6 (2411.16006): title of 10000 characters cut to 500",
+        "collected: 5 new papers from 1 source",
+    ]
+
+
 def test_collect_exits_0_when_every_source_succeeded(
     cli_env: pytest.MonkeyPatch, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
