@@ -248,7 +248,10 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
 
 
 def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssue:
-    return render_issue(digest, view, svc.taxonomy, Links(archive_url=svc.archive_url(digest.date)))
+    """The rendering for ``view``; with chart_mode "hosted" the chart is the archive's PNG."""
+    archive = svc.archive_url(digest.date)
+    chart_url = f"{archive}/chart.png" if svc.settings.chart_mode == "hosted" else ""
+    return render_issue(digest, view, svc.taxonomy, Links(archive, chart_url=chart_url))
 
 
 def render_stage(svc: Services, digest: Digest) -> None:

@@ -101,8 +101,12 @@ def test_long_words_are_capped_in_titles_and_wrap_elsewhere() -> None:
     doc = parse(rendered.html)
     title_links = [e.text for e in doc.find("a", **{"class": "st"})]
     assert title_links and all(len(t) <= 300 for t in title_links)
-    wrapping = [e for e in doc.find("td") if "wr" in e.attrs.get("class", "").split()]
-    assert wrapping and all("word-break:break-word" in e.attrs["style"] for e in wrapping)
+    text_cells = [  # every mj-text cell (the contents table's cells have no align)
+        e for e in doc.find("td") if "tx" in e.attrs.get("class", "").split() and "align" in e.attrs
+    ]
+    assert text_cells
+    assert all("word-break:break-word" in e.attrs["style"].replace(" ", "") for e in text_cells)
+    assert ".pg td > div { word-break: keep-all; overflow-wrap: anywhere; }" in rendered.html
 
 
 def test_crlf_never_splits_a_title_line_in_the_text_part() -> None:
