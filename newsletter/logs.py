@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -20,11 +20,23 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET = ("matplotlib", "apscheduler", "uvicorn.access", "httpx", "LiteLLM", "cssutils")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record (test runners swap it per test)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        """StreamHandler assigns its stream; this handler always follows sys.stderr."""
+
+
 def configure_logging(
     level: int = logging.WARNING, log_format: Literal["text", "json"] = "text"
 ) -> None:
     """Replace the root handlers with one stderr handler in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if log_format == "json":
         handler.setFormatter(
             JsonFormatter(
