@@ -69,10 +69,6 @@ def latest_empty_day(engine: Engine) -> dt.date | None:
             sa.select(sa.func.max(issues.c.date)).where(issues.c.status == EMPTY)
         ).scalar()
         newest_paper = conn.execute(sa.select(sa.func.max(store.PAPERS.c.announced))).scalar()
-    if newest_empty is None:
+    if newest_empty is None or (newest_paper is not None and newest_paper >= newest_empty):
         return None
-    if newest_paper is not None and newest_paper >= newest_empty:
-        return None
-    return (
-        dt.date.fromisoformat(str(newest_empty)) if isinstance(newest_empty, str) else newest_empty
-    )
+    return newest_empty  # type: ignore[no-any-return]
