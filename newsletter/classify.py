@@ -1,18 +1,28 @@
-"""Papers -> categories. The rule-based classifier lives here; the LLM one builds on it.
+"""Papers -> categories: an LLM in batches, with the rule-based classifier beneath it.
 
 Rules score each category by the paper's arXiv classes and by taxonomy keywords
-in its title and abstract. It is the offline mode and the fallback for any paper
-that an LLM answer leaves out.
+in its title and abstract. They are the offline mode and the fallback for every
+paper an LLM answer leaves out, mislabels, or never gets (a failed batch).
+The LLM sees each paper's id, title and the start of its abstract, and may only
+answer with known slugs for ids it was sent; anything else is dropped and logged.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
+from pydantic import BaseModel
+
 from newsletter.categories import FALLBACK_SLUG, Category, Taxonomy
+from newsletter.errors import LLMError
+from newsletter.llm import LLMClient, Prompt, render_prompt
 from newsletter.models import Paper
+
+log = logging.getLogger(__name__)
 
 #: Each paper goes to at most this many categories (the seed lists a paper once or twice).
 MAX_CATEGORIES = 2
@@ -74,3 +84,96 @@ def group(
         ranked = sorted(members, key=lambda p: (-score(p, category), p.arxiv_id))
         result[slug] = tuple(ranked)
     return result
+
+
+# -- LLM classification ----------------------------------------------------------------------
+
+#: Characters of the abstract the classifier sees: enough for the topic, cheap on a big day.
+ABSTRACT_CHARS = 400
+
+
+class PaperLabel(BaseModel):
+    id: str
+    categories: list[str]
+
+
+class ClassificationAnswer(BaseModel):
+    papers: list[PaperLabel]
+
+
+@dataclass(frozen=True)
+class LLMClassification:
+    """The classification, how many papers the rules had to classify, and who answered."""
+
+    classification: dict[str, tuple[str, ...]]
+    by_rules: int
+    models: tuple[str, ...]
+
+
+def _batch_prompt(batch: Sequence[Paper], taxonomy: Taxonomy) -> Prompt:
+    return render_prompt(
+        "classify",
+        categories=[
+            {"slug": c.slug, "name": c.name("en"), "description": c.description}
+            for c in taxonomy.categories
+        ],
+        papers=[
+            {"id": p.arxiv_id, "title": p.title, "abstract": p.abstract[:ABSTRACT_CHARS]}
+            for p in batch
+        ],
+    )
+
+
+def _labels(
+    answer: ClassificationAnswer, batch: Sequence[Paper], taxonomy: Taxonomy
+) -> dict[str, tuple[str, ...]]:
+    """The usable part of one answer: sent ids only, known slugs only, at most two each."""
+    sent = {p.arxiv_id for p in batch}
+    known = set(taxonomy.slugs)
+    labels: dict[str, tuple[str, ...]] = {}
+    for label in answer.papers:
+        if label.id not in sent:
+            log.warning("LLM classified id %r that was not in its batch; dropped", label.id)
+            continue
+        if label.id in labels:
+            continue
+        unknown = [s for s in label.categories if s not in known]
+        if unknown:
+            log.warning("LLM gave %s unknown categories %s; dropped", label.id, unknown)
+        slugs = list(dict.fromkeys(s for s in label.categories if s in known))
+        if len(slugs) > 1 and FALLBACK_SLUG in slugs:
+            slugs.remove(FALLBACK_SLUG)
+        if slugs:
+            labels[label.id] = taxonomy.order(slugs[:MAX_CATEGORIES])
+    return labels
+
+
+def classify_llm(
+    papers: Sequence[Paper], taxonomy: Taxonomy, client: LLMClient, batch_size: int
+) -> LLMClassification:
+    """Classify in batches of ``batch_size``; rules fill in for every paper the LLM missed."""
+    batches = [papers[i : i + batch_size] for i in range(0, len(papers), batch_size)]
+
+    def ask(batch: Sequence[Paper]) -> tuple[dict[str, tuple[str, ...]], str]:
+        prompt = _batch_prompt(batch, taxonomy)
+        try:
+            answer = client.ask("classify", prompt, ClassificationAnswer)
+        except LLMError as exc:
+            log.warning("classifying %d papers by rules instead: %s", len(batch), exc)
+            return {}, ""
+        return _labels(answer.value, batch, taxonomy), answer.model
+
+    results = client.parallel(ask, batches)
+    classification: dict[str, tuple[str, ...]] = {}
+    by_rules = 0
+    for batch, (labels, _model) in zip(batches, results, strict=True):
+        for paper in batch:
+            if paper.arxiv_id in labels:
+                classification[paper.arxiv_id] = labels[paper.arxiv_id]
+            else:
+                classification[paper.arxiv_id] = classify_one(paper, taxonomy)
+                by_rules += 1
+    if by_rules:
+        log.warning("%d of %d papers were classified by rules", by_rules, len(papers))
+    models = tuple(sorted({model for _, model in results if model}))
+    return LLMClassification(classification, by_rules, models)

@@ -327,6 +327,33 @@ def cmd_sub_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_llm_usage(args: argparse.Namespace) -> int:
+    from newsletter.llm_store import usage
+    from newsletter.pipeline import parse_date
+
+    date = parse_date(args.date)
+    lines = usage(_services(args).engine, date)
+
+    def text() -> list[str]:
+        if not lines:
+            return ["no LLM calls recorded" + (f" for {date}" if date else "")]
+        out = [
+            f"{'day':<10}  {'purpose':<16} {'model':<28} {'calls':>5} {'cached':>6} "
+            f"{'failed':>6} {'prompt tok':>10} {'compl tok':>9} {'cost USD':>9}"
+        ]
+        for u in lines:
+            cost = "unknown" if u.cost is None else f"{u.cost:.4f}"
+            out.append(
+                f"{u.day.isoformat() if u.day else '-':<10}  {u.purpose:<16} {u.model:<28} "
+                f"{u.calls:>5} {u.cache_hits:>6} {u.failed:>6} {u.prompt_tokens:>10} "
+                f"{u.completion_tokens:>9} {cost:>9}"
+            )
+        return out
+
+    _out([u.as_json() for u in lines], args.json, text)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -425,6 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub_command("import", cmd_sub_import, "import readers from CSV (email,categories,language)")
     p.add_argument("file")
     sub_command("export", cmd_sub_export, "export readers as CSV")
+    llm_cmd = sub.add_parser("llm", help="LLM calls and cost", description="LLM calls and cost")
+    llm_sub = llm_cmd.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    p = llm_sub.add_parser(
+        "usage",
+        help="calls, cache hits, tokens and cost per day and purpose",
+        description="calls, cache hits, tokens and cost per day and purpose",
+    )
+    p.set_defaults(handler=cmd_llm_usage)
+    p.add_argument("--date", help="only this issue date YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

@@ -123,6 +123,7 @@ def _redact(url: str) -> str:
 
 def init_schema(engine: Engine) -> None:
     """Create or upgrade the schema; the one place that touches DDL."""
+    import newsletter.llm_store  # noqa: F401  (registers the LLM cache and ledger tables)
     import subscribers.models  # noqa: F401  (registers the subscriber tables)
     from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
     from newsletter.delivery import tables  # noqa: F401  (send runs, provider events)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from newsletter import classify, ledger, store, summarize
+from newsletter import classify, ledger, llm, store, summarize
 from newsletter.categories import Taxonomy, load_taxonomy
 from newsletter.db import init_schema, make_engine, utcnow
 from newsletter.delivery import dispatch
@@ -164,17 +164,61 @@ def advance(current: str, new: str) -> str:
     return new
 
 
-def _classify(svc: Services, papers: Sequence[Paper]) -> dict[str, tuple[str, ...]]:
-    return classify.classify_rules(papers, svc.taxonomy)
+def _classify(
+    svc: Services, papers: Sequence[Paper], client: llm.LLMClient | None
+) -> tuple[dict[str, tuple[str, ...]], dict[str, Any]]:
+    """The classification and how it was made: answering models, papers left to the rules."""
+    made: dict[str, Any] = {"models": [], "rules": len(papers), "papers": len(papers)}
+    if client is None:
+        return classify.classify_rules(papers, svc.taxonomy), made
+    result = classify.classify_llm(papers, svc.taxonomy, client, svc.settings.llm_batch_size)
+    made.update(models=list(result.models), rules=result.by_rules)
+    return result.classification, made
 
 
-def _reports(svc: Services, grouped: dict[str, tuple[Paper, ...]], language: str) -> dict[str, Any]:
-    return {
-        slug: store.report_to_json(
-            summarize.extractive_report(svc.taxonomy.get(slug), papers, language)
-        )
-        for slug, papers in grouped.items()
+def _reports(
+    svc: Services,
+    grouped: dict[str, tuple[Paper, ...]],
+    language: str,
+    client: llm.LLMClient | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each category's report as JSON, and how they were made (models, extractive slugs)."""
+    written = summarize.write_reports(grouped, svc.taxonomy, language, client)
+    made = {
+        "models": sorted({r.made_by for r in written.values() if r.made_by != "extractive"}),
+        "extractive": [slug for slug, r in written.items() if r.made_by == "extractive"],
+        "categories": len(written),
     }
+    return {slug: store.report_to_json(r) for slug, r in written.items()}, made
+
+
+def made_with(content: dict[str, Any], language: str) -> str:
+    """The footer's credit: the models that wrote the issue, and what fell back to offline.
+
+    E.g. ``openai/x (offline fallback for: classification of 12 papers, report nlp)``.
+    """
+    made = content.get("made")
+    if not made:
+        return str(content.get("made_with", "offline"))
+    by_rules = made["classification"]
+    reports = made["reports"].get(language, {"models": [], "extractive": []})
+    names = list(dict.fromkeys([*reports["models"], *by_rules["models"]]))
+    if not names and made["llm"]:
+        names = [made["llm"]]
+    if not names:
+        return "offline"
+    notes = []
+    rules, extractive = by_rules["rules"], reports["extractive"]
+    if rules:
+        everything = rules == by_rules.get("papers")
+        notes.append("classification" if everything else f"classification of {rules} papers")
+    if len(extractive) == 1:
+        notes.append(f"report {extractive[0]}")
+    elif extractive:
+        everything = len(extractive) == reports.get("categories")
+        notes.append("all reports" if everything else f"{len(extractive)} reports")
+    credit = " + ".join(names)
+    return f"{credit} (offline fallback for: {', '.join(notes)})" if notes else credit
 
 
 def _chart(svc: Services, grouped: dict[str, tuple[Paper, ...]], language: str) -> bytes:
@@ -200,9 +244,12 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     assert issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
     changed = False
+    client = llm.client_for(svc.settings, svc.engine, date)
     if "classification" not in content:
-        content["classification"] = {k: list(v) for k, v in _classify(svc, papers).items()}
-        content.setdefault("made_with", "offline")
+        classification, made = _classify(svc, papers, client)
+        content["classification"] = {k: list(v) for k, v in classification.items()}
+        content["made"] = {"llm": svc.settings.llm_model, "classification": made, "reports": {}}
+        content["made_with"] = made_with(content, svc.settings.language)
         changed = True
         # Stored at once: a restart after a crash in the reports keeps the classification.
         store.update_issue(
@@ -216,7 +263,10 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     grouped = classify.group(papers, classification, svc.taxonomy)
     reports = content.setdefault("reports", {})
     if language not in reports:
-        reports[language] = _reports(svc, grouped, language)
+        reports[language], made = _reports(svc, grouped, language, client)
+        if "made" in content:
+            content["made"]["reports"][language] = made
+            content["made_with"] = made_with(content, svc.settings.language)
         changed = True
     charts = content.setdefault("charts", {})
     if language not in charts:
@@ -242,7 +292,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         language=language,
         sections=sections,
         chart_png=base64.b64decode(charts[language]),
-        made_with=content["made_with"],
+        made_with=made_with(content, language),
         paper_count=len(papers),
     )
 

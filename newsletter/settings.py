@@ -54,10 +54,14 @@ class Settings(BaseSettings):
     llm_api_base: str = ""
     llm_api_key: str = ""
     llm_fallbacks: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    llm_timeout: float = 60.0
-    llm_max_retries: int = 3
-    llm_batch_size: int = 40
-    llm_max_input_tokens: int = 12000
+    llm_timeout: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0)
+    llm_batch_size: int = Field(default=40, ge=1)
+    llm_max_input_tokens: int = Field(default=12000, ge=500)
+    llm_concurrency: int = Field(default=4, ge=1)
+    llm_retry_wait: float = Field(default=2.0, ge=0)
+    llm_retry_max_wait: float = Field(default=60.0, ge=0)
+    llm_json_mode: Literal["auto", "schema", "prompt"] = "auto"
 
     mail_backend: MailBackendName = "file"
     outbox_dir: Path = Path("outbox")

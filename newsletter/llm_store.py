@@ -1,0 +1,217 @@
+"""The LLM's two tables: the answer cache and the call ledger.
+
+The cache makes a re-run of a date free: an answer is stored under (model, prompt
+name, prompt version, input hash) and found again by any process that asks the
+same question. The ledger records every call, cached or not, so the operator can
+see what a day cost (``newsletter llm usage``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+from newsletter.db import utcnow
+
+
+class LLMCacheRow(SQLModel, table=True):
+    """One validated answer; only answers that passed validation are stored."""
+
+    __tablename__ = "llm_cache"
+    __table_args__ = (
+        sa.UniqueConstraint("model", "prompt", "version", "input_hash", name="uq_llm_cache"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=200)
+    prompt: str = Field(max_length=100)
+    version: int
+    input_hash: str = Field(max_length=64)
+    answer: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    answered_by: str = Field(default="", max_length=200)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LLMCallRow(SQLModel, table=True):
+    """One request to a model (or one cache hit standing in for it)."""
+
+    __tablename__ = "llm_calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: dt.date | None = Field(default=None, index=True)
+    purpose: str = Field(max_length=100)
+    model: str = Field(max_length=200)
+    prompt: str = Field(default="", max_length=100)
+    version: int = 0
+    outcome: str = Field(default="ok", max_length=20)  # ok | cached | invalid | error
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    duration_ms: float = 0.0
+    cache_hit: bool = False
+    error: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+CACHE = LLMCacheRow.__table__  # type: ignore[attr-defined]
+CALLS = LLMCallRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What the client knows about one call when it records it."""
+
+    day: dt.date | None
+    purpose: str
+    model: str
+    prompt: str
+    version: int
+    outcome: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    duration_ms: float = 0.0
+    cache_hit: bool = False
+    error: str = ""
+
+
+def cached_answer(
+    engine: Engine, model: str, prompt: str, version: int, input_hash: str
+) -> str | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(CACHE.c.answer).where(
+                CACHE.c.model == model,
+                CACHE.c.prompt == prompt,
+                CACHE.c.version == version,
+                CACHE.c.input_hash == input_hash,
+            )
+        ).first()
+    return None if row is None else str(row[0])
+
+
+def store_answer(
+    engine: Engine,
+    model: str,
+    prompt: str,
+    version: int,
+    input_hash: str,
+    answer: str,
+    answered_by: str,
+) -> None:
+    """Keep the first stored answer when two runs race on the same question."""
+    from newsletter.store import insert_ignore
+
+    with engine.begin() as conn:
+        conn.execute(
+            insert_ignore(engine, CACHE),
+            [
+                {
+                    "model": model,
+                    "prompt": prompt,
+                    "version": version,
+                    "input_hash": input_hash,
+                    "answer": answer,
+                    "answered_by": answered_by,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+
+
+def record_call(engine: Engine, call: CallRecord) -> None:
+    values: dict[str, Any] = {
+        "day": call.day,
+        "purpose": call.purpose,
+        "model": call.model,
+        "prompt": call.prompt,
+        "version": call.version,
+        "outcome": call.outcome,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "cost": call.cost,
+        "duration_ms": call.duration_ms,
+        "cache_hit": call.cache_hit,
+        "error": call.error[:1000],
+        "created_at": utcnow(),
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.insert(CALLS), [values])
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    """Totals of one (day, purpose, model) in the ledger."""
+
+    day: dt.date | None
+    purpose: str
+    model: str
+    calls: int
+    cache_hits: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None  # None when some call's price is unknown
+    duration_ms: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat() if self.day else None,
+            "purpose": self.purpose,
+            "model": self.model,
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "failed": self.failed,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost,
+            "seconds": round(self.duration_ms / 1000, 3),
+        }
+
+
+def usage(engine: Engine, day: dt.date | None = None) -> list[UsageLine]:
+    """Per day, purpose and model: requests made, cache hits, failures, tokens and cost."""
+    sent = sa.not_(CALLS.c.cache_hit)
+    unpriced = sa.and_(sent, CALLS.c.outcome != "error", CALLS.c.cost.is_(None))
+    query = (
+        sa.select(
+            CALLS.c.day,
+            CALLS.c.purpose,
+            CALLS.c.model,
+            sa.func.sum(sa.case((sent, 1), else_=0)),
+            sa.func.sum(sa.case((CALLS.c.cache_hit, 1), else_=0)),
+            sa.func.sum(sa.case((CALLS.c.outcome.in_(("invalid", "error")), 1), else_=0)),
+            sa.func.sum(CALLS.c.prompt_tokens),
+            sa.func.sum(CALLS.c.completion_tokens),
+            sa.func.sum(sa.func.coalesce(CALLS.c.cost, 0.0)),
+            sa.func.sum(sa.case((unpriced, 1), else_=0)),
+            sa.func.sum(CALLS.c.duration_ms),
+        )
+        .group_by(CALLS.c.day, CALLS.c.purpose, CALLS.c.model)
+        .order_by(CALLS.c.day, CALLS.c.purpose, CALLS.c.model)
+    )
+    if day is not None:
+        query = query.where(CALLS.c.day == day)
+    with engine.connect() as conn:
+        rows: Sequence[Any] = conn.execute(query).all()
+    return [
+        UsageLine(
+            day=r[0],
+            purpose=r[1],
+            model=r[2],
+            calls=int(r[3] or 0),
+            cache_hits=int(r[4] or 0),
+            failed=int(r[5] or 0),
+            prompt_tokens=int(r[6] or 0),
+            completion_tokens=int(r[7] or 0),
+            cost=None if int(r[9] or 0) else float(r[8] or 0.0),
+            duration_ms=float(r[10] or 0.0),
+        )
+        for r in rows
+    ]

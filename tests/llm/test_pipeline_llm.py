@@ -1,0 +1,195 @@
+"""The LLM inside the whole run: what readers get, free re-runs (also in another
+process), per-language reports, outages that still send, and `newsletter llm usage`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter import llm_store, store
+from newsletter.cli import main
+from newsletter.delivery.memory import MemoryBackend
+from newsletter.pipeline import Services, build_digest, load_sample, made_with, send
+from subscribers import store as subscriber_store
+from tests.fakes.llm_server import FakeLLMServer, Step
+from tests.llm.helpers import DAY
+
+MODEL = "openai/test-model"
+SAMPLE = 24  # papers in the bundled sample for DAY
+
+
+def _text(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None
+    return " ".join(str(part.get_content()).split())
+
+
+def test_readers_in_two_languages_get_llm_reports_once(
+    llm_services: Services, llm_server: FakeLLMServer
+) -> None:
+    load_sample(llm_services)
+    subscriber_store.add_active(
+        llm_services.engine, llm_services.taxonomy, "ko@example.com", language="ko"
+    )
+    subscriber_store.add_active(
+        llm_services.engine, llm_services.taxonomy, "en@example.com", language="en"
+    )
+    backend = MemoryBackend()
+    report = send(llm_services, DAY, backend)
+    assert report.sent == 2
+    k = len(build_digest(llm_services, DAY, "en").sections)  # type: ignore[union-attr]
+    assert llm_server.count_of("classify") == math.ceil(SAMPLE / 40)
+    assert llm_server.count_of("report") == 2 * k  # one per category and language
+    by_to = {str(m["To"]): m for m in backend.outbox}
+    assert f"summarised by {MODEL}" in _text(by_to["en@example.com"])
+    assert MODEL in _text(by_to["ko@example.com"])
+    calls = llm_server.count
+    again = send(llm_services, DAY, backend)
+    assert again.sent == 0 and llm_server.count == calls and len(backend.outbox) == 2
+
+
+def test_outage_still_sends_and_the_footer_says_so(
+    make_settings: Any, llm_server: FakeLLMServer
+) -> None:
+    svc = Services.build(make_settings(llm_max_retries=1, language="en"))
+    try:
+        load_sample(svc)
+        subscriber_store.add_active(svc.engine, svc.taxonomy, "a@example.com", language="en")
+        llm_server.script(*[Step("status", status=503)] * 2)
+        backend = MemoryBackend()
+        assert send(svc, DAY, backend).sent == 1
+        assert llm_server.count == 2  # one round of retries, then the circuit breaker
+        digest = build_digest(svc, DAY)
+        assert digest is not None
+        expected = f"{MODEL} (offline fallback for: classification, all reports)"
+        assert digest.made_with == expected
+        assert expected in _text(backend.outbox[0])
+        assert all(s.report.made_by == "extractive" for s in digest.sections)
+        issue = store.get_issue(svc.engine, DAY)
+        assert issue is not None and issue.made_with == expected
+        (line,) = llm_store.usage(svc.engine, DAY)
+        assert (line.calls, line.failed, line.purpose) == (2, 2, "classify")
+    finally:
+        svc.engine.dispose()
+
+
+def test_reports_down_after_classification_marks_only_reports(
+    llm_services: Services, llm_server: FakeLLMServer
+) -> None:
+    load_sample(llm_services)
+    llm_server.script(*[Step("status", status=500, task="report")] * 3)
+    digest = build_digest(llm_services, DAY)
+    assert digest is not None
+    assert digest.made_with == f"{MODEL} (offline fallback for: all reports)"
+    assert llm_server.count == 1 + 3
+
+
+# SQLite only: this test adds process independence (stable cache keys) to the fresh-row
+# re-run that test_classify checks on both databases, and a new process pays litellm's import.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_rerun_in_another_process_makes_no_call(
+    llm_services: Services, llm_server: FakeLLMServer, tmp_path: Path
+) -> None:
+    load_sample(llm_services)
+    first = build_digest(llm_services, DAY)
+    assert first is not None
+    calls = llm_server.count
+    with llm_services.engine.begin() as conn:
+        conn.execute(sa.delete(store.ISSUES))  # a fresh issue row: nothing stored on it
+    env = {
+        **os.environ,
+        "NEWSLETTER_DATABASE_URL": llm_services.settings.database_url,
+        "NEWSLETTER_FEEDS": "[]",
+    }
+    command = ["preview", "--date", DAY.isoformat(), "--out", str(tmp_path / "preview")]
+    out = subprocess.run(
+        [sys.executable, "-m", "newsletter.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert llm_server.count == calls
+    again = build_digest(llm_services, DAY)
+    assert again is not None and again.sections == first.sections
+    hits = sum(u.cache_hits for u in llm_store.usage(llm_services.engine, DAY))
+    assert hits == calls
+
+
+def test_budget_cut_shows_in_the_email(make_settings: Any, llm_server: FakeLLMServer) -> None:
+    from newsletter.models import ReaderView
+    from newsletter.pipeline import render_view
+    from tests.llm.helpers import day_of
+
+    svc = Services.build(make_settings(llm_max_input_tokens=1500, language="en"))
+    try:
+        store.upsert_papers(svc.engine, day_of(60))
+        digest = build_digest(svc, DAY)
+        assert digest is not None
+        cut = [s for s in digest.sections if s.report.covered < s.report.total]
+        assert cut
+        rendered = render_view(svc, digest, ReaderView((cut[0].slug,), "en"))
+        r = cut[0].report
+        assert f"This report covers {r.covered} of {r.total} papers." in rendered.text
+    finally:
+        svc.engine.dispose()
+
+
+def test_made_with_wording() -> None:
+    def content(rules: int, extractive: list[str], models: list[str]) -> dict[str, Any]:
+        return {
+            "made": {
+                "llm": MODEL,
+                "classification": {"models": [MODEL], "rules": rules, "papers": 50},
+                "reports": {"ko": {"models": models, "extractive": extractive, "categories": 4}},
+            }
+        }
+
+    assert made_with(content(0, [], [MODEL]), "ko") == MODEL
+    assert (
+        made_with(content(12, ["nlp"], [MODEL]), "ko")
+        == f"{MODEL} (offline fallback for: classification of 12 papers, report nlp)"
+    )
+    assert (
+        made_with(content(0, ["nlp", "llm"], [MODEL]), "ko")
+        == f"{MODEL} (offline fallback for: 2 reports)"
+    )
+    assert made_with(content(0, [], [MODEL]), "en") == MODEL  # no English reports yet
+    assert made_with({"made_with": "offline"}, "ko") == "offline"  # issues stored before
+    offline = {"made": {"llm": "", "classification": {"models": [], "rules": 3}, "reports": {}}}
+    assert made_with(offline, "ko") == "offline"
+
+
+def test_llm_usage_command(
+    llm_services: Services,
+    llm_server: FakeLLMServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_sample(llm_services)
+    build_digest(llm_services, DAY)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", llm_services.settings.database_url)
+    assert main(["llm", "usage", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by_purpose = {row["purpose"]: row for row in data}
+    assert set(by_purpose) == {"classify", "report"}
+    assert by_purpose["classify"]["calls"] == 1 and by_purpose["classify"]["day"] == "2024-11-22"
+    assert by_purpose["report"]["calls"] == llm_server.count - 1
+    assert by_purpose["report"]["prompt_tokens"] > 0 and by_purpose["report"]["cost_usd"] is None
+    assert main(["llm", "usage", "--date", "2024-11-22"]) == 0
+    text = capsys.readouterr().out
+    assert "classify" in text and "unknown" in text and MODEL in text
+    assert main(["llm", "usage", "--date", "2024-11-23"]) == 0
+    assert "no LLM calls recorded for 2024-11-23" in capsys.readouterr().out
+    assert main(["llm", "usage", "--date", "yesterday"]) == 2
+    assert "invalid date" in capsys.readouterr().err
