@@ -212,14 +212,14 @@ def _made_with(digest: Digest, language: str) -> str:
     return t["made_with"].format(model=clean_line(digest.made_with, 80))
 
 
-def render_issue(
-    digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links
-) -> RenderedIssue:
-    """The e-mail for every reader of ``view``; sections are the view's non-empty categories.
+@dataclass(frozen=True)
+class _Context:
+    base: dict[str, Any]
+    sections: list[dict[str, Any]]
+    placeholders: dict[str, str]
 
-    Raises RenderError when none of the view's categories has a paper: such a
-    reader gets no e-mail that day (``pipeline.send`` skips them before rendering).
-    """
+
+def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links) -> _Context:
     chosen = [digest.section(slug) for slug in view.categories]
     sections = [s for s in chosen if s is not None and s.papers]
     if not sections:
@@ -238,7 +238,6 @@ def render_issue(
         for s in sorted(sections, key=lambda s: -len(s.papers))[:3]
     )
     count = _paper_count(digest, view)
-    full = [_section_context(s, taxonomy, language) for s in sections]
     base: dict[str, Any] = {
         "t": t,
         "language": language,
@@ -257,14 +256,34 @@ def render_issue(
         "made_with": _made_with(digest, language),
         **placeholders,
     }
+    full = [_section_context(s, taxonomy, language) for s in sections]
+    return _Context(base, full, placeholders)
+
+
+def _mjml(context: _Context, limit: int | None) -> str:
+    sections = [_cut(s, limit) for s in context.sections]
+    return _env().get_template("issue.mjml.j2").render({**context.base, "sections": sections})
+
+
+def issue_mjml(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links) -> str:
+    """The MJML source of ``view``'s issue with every source (for benchmarks and debugging)."""
+    return _mjml(_context(digest, view, taxonomy, links), None)
+
+
+def render_issue(
+    digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links
+) -> RenderedIssue:
+    """The e-mail for every reader of ``view``; sections are the view's non-empty categories.
+
+    Raises RenderError when none of the view's categories has a paper: such a
+    reader gets no e-mail that day (``pipeline.send`` skips them before rendering).
+    """
+    context = _context(digest, view, taxonomy, links)
+    longest = max(len(s["sources"]) for s in context.sections)
     html = ""
-    for limit in SOURCE_LIMITS:
-        source = (
-            _env()
-            .get_template("issue.mjml.j2")
-            .render({**base, "sections": [_cut(s, limit) for s in full]})
-        )
-        html = compile_mjml(source)
+    # A limit at or above the longest list would render the same HTML again.
+    for limit in [n for n in SOURCE_LIMITS if n is None or n < longest]:
+        html = compile_mjml(_mjml(context, limit))
         size = len(html.encode("utf-8"))
         if size <= MAX_HTML_BYTES:
             break
@@ -276,13 +295,15 @@ def render_issue(
             len(html.encode("utf-8")),
         )
     # The plain-text part is not clipped by Gmail, so it keeps every source.
-    text = _env().get_template("issue.txt.j2").render({**base, "sections": full})
+    text = (
+        _env().get_template("issue.txt.j2").render({**context.base, "sections": context.sections})
+    )
     images = (
         ()
         if links.chart_url
         else (InlineImage(chart_content_id(digest), digest.chart_png, f"chart-{digest.date}.png"),)
     )
-    return RenderedIssue(base["subject"], html, text, images, placeholders)
+    return RenderedIssue(context.base["subject"], html, text, images, context.placeholders)
 
 
 def compile_mjml(mjml_source: str) -> str:

@@ -224,3 +224,17 @@ def test_small_issue_keeps_every_source() -> None:
     html = render_issue(d, view("nlp"), taxonomy(), LINKS).html
     assert len([h for h in parse(html).hrefs() if "/abs/" in h]) >= 40
     assert f"{ARCHIVE_URL}#nlp" not in parse(html).hrefs()
+
+
+def test_personalize_fills_every_occurrence_and_keeps_the_rest() -> None:
+    from newsletter.models import RenderedIssue
+
+    rendered = RenderedIssue(
+        "s", "a M1 b M2 c M1 d", "M2|M1", (), {"manage_url": "M1", "unsubscribe_url": "M2"}
+    )
+    values = {"manage_url": "https://m/1", "unsubscribe_url": "https://u/$1\\g<0>"}
+    assert rendered.personalize(values) == (
+        "a https://m/1 b https://u/$1\\g<0> c https://m/1 d",
+        "https://u/$1\\g<0>|https://m/1",
+    )
+    assert RenderedIssue("s", "<p>", "t", ()).personalize({}) == ("<p>", "t")
