@@ -106,7 +106,7 @@ def test_long_words_are_capped_in_titles_and_wrap_elsewhere() -> None:
     ]
     assert text_cells
     assert all("word-break:break-word" in e.attrs["style"].replace(" ", "") for e in text_cells)
-    assert ".pg td > div { word-break: keep-all; overflow-wrap: anywhere; }" in rendered.html
+    assert ".pg td div { word-break: keep-all; overflow-wrap: anywhere; }" in rendered.html
 
 
 def test_crlf_never_splits_a_title_line_in_the_text_part() -> None:
