@@ -96,7 +96,7 @@ def test_sigterm_mid_send_then_restart_mails_everyone_once(
     date = load_sample(services)
     digest = build_digest(services, date, "en")
     assert digest is not None
-    group = 40
+    group = 25
     for slug in digest.slugs[:3]:
         add_readers(services, group, prefix=f"{slug}-", categories=(slug,))
     readers = 3 * group

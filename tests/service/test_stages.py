@@ -8,7 +8,6 @@ import json
 from newsletter import ledger, store
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.pipeline import (
-    SEND_CHUNK,
     Services,
     advance,
     build_digest,
@@ -57,27 +56,30 @@ def test_advance_never_goes_backwards() -> None:
     assert advance("rendered", "rendered") == "rendered"
 
 
-def test_stop_between_chunks_then_resume_mails_everyone_once(services: Services) -> None:
-    date = seed(services, readers=SEND_CHUNK + 20)
+def test_stop_between_batches_then_resume_mails_everyone_once(services: Services) -> None:
+    """Three groups of readers (one category each); the stop is asked for after the first."""
+    date = load_sample(services)
+    digest = build_digest(services, date)
+    assert digest is not None
+    for slug in digest.slugs[:3]:
+        add_readers(services, 4, prefix=f"{slug}-", categories=(slug,))
     backend = MemoryBackend()
-    calls = []
 
-    def stop_after_first_chunk() -> bool:
-        calls.append(len(backend.outbox))
+    def stop_after_first_batch() -> bool:
         return len(backend.outbox) > 0
 
-    first = send(services, date, backend, should_stop=stop_after_first_chunk)
-    assert first.stopped and first.sent == SEND_CHUNK
+    first = send(services, date, backend, should_stop=stop_after_first_batch)
+    assert first.stopped and first.sent == 4
     assert any("stopped on request" in note for note in first.notes)
     assert _status(services, date) == "sending"  # not "sent": readers are left
     issue = store.get_issue(services.engine, date)
     assert issue is not None and issue.id is not None
-    assert ledger.counts(services.engine, issue.id) == {"sent": SEND_CHUNK}
+    assert ledger.counts(services.engine, issue.id) == {"sent": 4}
 
     second = send(services, date, backend)
-    assert not second.stopped and second.sent == 20 and second.already == SEND_CHUNK
+    assert not second.stopped and second.sent == 8 and second.already == 4
     recipients = [str(m["To"]) for m in backend.outbox]
-    assert len(recipients) == len(set(recipients)) == SEND_CHUNK + 20
+    assert len(recipients) == len(set(recipients)) == 12
     assert _status(services, date) == "sent"
 
 
