@@ -4,7 +4,7 @@ A random value lives in a cookie; each form carries the same value signed (with
 the secret key and a timestamp) in a hidden field. A forged cross-site POST cannot
 read the cookie, so it cannot produce a matching field. Cross-site POSTs are also
 refused outright when the browser says so (``Sec-Fetch-Site``) or sends a foreign
-``Origin``.
+``Origin`` (not "null", which this site's own pages send under no-referrer).
 
 Why not a library: asgi-csrf skips every request that has no cookie (the normal
 case for a forged POST here, where authority comes from the link, not a session)
@@ -76,8 +76,10 @@ class Csrf:
         """Raise CsrfError unless ``submitted`` matches this browser's cookie."""
         if request.headers.get("sec-fetch-site") == "cross-site":
             raise CsrfError("cross-site form submission")
+        # Under Referrer-Policy: no-referrer browsers send "Origin: null" even for this
+        # site's own forms, so "null" proves nothing either way; the cookie decides.
         origin = request.headers.get("origin")
-        if origin is not None and origin not in (self._origin, _own_origin(request)):
+        if origin not in (None, "null", self._origin, _own_origin(request)):
             raise CsrfError("form sent from another origin")
         cookie = request.cookies.get(COOKIE, "")
         if not _NONCE.fullmatch(cookie):

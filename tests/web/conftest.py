@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,6 +115,26 @@ def make_web(services: Services, **settings: Any) -> Web:
 
 @pytest.fixture
 def web(services: Services) -> Iterator[Web]:
+    """The app on SQLite and on PostgreSQL: for everything that reads or writes readers."""
     w = make_web(services)
     yield w
     w.client.close()
+
+
+@pytest.fixture
+def page_web(sqlite_url: str, tmp_path: Path) -> Iterator[Web]:
+    """The app on SQLite only: for pages and headers that never touch the database."""
+    from newsletter.settings import load_settings
+
+    svc = Services.build(
+        load_settings(
+            database_url=sqlite_url,
+            outbox_dir=tmp_path / "outbox",
+            feeds=[],
+            mail_backend="memory",
+        )
+    )
+    w = make_web(svc)
+    yield w
+    w.client.close()
+    svc.engine.dispose()

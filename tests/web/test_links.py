@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 
 import httpx
-import pytest
 import time_machine
 from sqlmodel import Session
 
@@ -81,25 +80,14 @@ def test_confirm_without_csrf_changes_nothing(web: Web) -> None:
     assert reader is not None and reader.status == "pending"
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "tampered-signature",
-        "tampered-payload",
-        "truncated",
-        "garbage",
-        "wrong-purpose",
-        "foreign-key",
-    ],
-)
-def test_bad_confirm_tokens_change_nothing_and_reveal_nothing(web: Web, kind: str) -> None:
+def test_bad_confirm_tokens_change_nothing_and_reveal_nothing(web: Web) -> None:
     subscriber_id, path = _pending(web)
-    bad = _bad_tokens(web, path.rsplit("/", 1)[1], subscriber_id)[kind]
-    shown = web.client.get(f"/confirm/{bad}")
-    pressed = web.client.post(f"/confirm/{bad}", data={"csrf_token": web.csrf()})
-    for response in (shown, pressed):
-        assert response.status_code == 400 and title_of(response) == INVALID
-        assert "p@example.com" not in response.text
+    for kind, bad in _bad_tokens(web, path.rsplit("/", 1)[1], subscriber_id).items():
+        shown = web.client.get(f"/confirm/{bad}")
+        pressed = web.client.post(f"/confirm/{bad}", data={"csrf_token": web.csrf()})
+        for response in (shown, pressed):
+            assert response.status_code == 400 and title_of(response) == INVALID, kind
+            assert "p@example.com" not in response.text
     reader = web.reader("p@example.com")
     assert reader is not None and reader.status == "pending"
 
@@ -199,24 +187,23 @@ def test_manage_saves_categories_and_language(web: Web) -> None:
     assert "language: en -> ko" in trail[-1].detail
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"action": "save", "categories": [], "language": "en"}, "Choose at least one category"),
-        (
-            {"action": "save", "categories": ["nlp", "horoscopes"], "language": "en"},
-            "Unknown category: horoscopes",
-        ),
-        ({"action": "save", "categories": ["nlp"], "language": "klingon"}, "Unknown language"),
-        ({"action": "delete-everything"}, "Unknown action"),
-    ],
-)
-def test_manage_bad_input_changes_nothing(web: Web, data: dict[str, object], message: str) -> None:
+MANAGE_BAD_INPUT: list[tuple[dict[str, object], str]] = [
+    ({"action": "save", "categories": [], "language": "en"}, "Choose at least one category"),
+    (
+        {"action": "save", "categories": ["nlp", "horoscopes"], "language": "en"},
+        "Unknown category: horoscopes",
+    ),
+    ({"action": "save", "categories": ["nlp"], "language": "klingon"}, "Unknown language"),
+    ({"action": "delete-everything"}, "Unknown action"),
+]
+
+
+def test_manage_bad_input_changes_nothing(web: Web) -> None:
     reader = web.subscribe_and_confirm("m@example.com", ["llm"], "en")
     before = store.events(web.svc.engine, reader.id)
-    response = _manage(web, reader.id, **data)
-    assert response.status_code == 400
-    assert message in response.text
+    for data, message in MANAGE_BAD_INPUT:
+        response = _manage(web, reader.id, **data)
+        assert response.status_code == 400 and message in response.text, message
     assert web.reader("m@example.com") == reader
     assert store.events(web.svc.engine, reader.id) == before
 
@@ -250,28 +237,17 @@ def test_manage_without_csrf_changes_nothing(web: Web) -> None:
     assert web.reader("m@example.com") == reader
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "tampered-signature",
-        "tampered-payload",
-        "truncated",
-        "garbage",
-        "wrong-purpose",
-        "foreign-key",
-    ],
-)
-def test_bad_manage_tokens_change_nothing_and_reveal_nothing(web: Web, kind: str) -> None:
+def test_bad_manage_tokens_change_nothing_and_reveal_nothing(web: Web) -> None:
     reader = web.subscribe_and_confirm("m@example.com", ["llm"])
     good = web.manage_path(reader.id).rsplit("/", 1)[1]
-    bad = _bad_tokens(web, good, reader.id)[kind]
-    shown = web.client.get(f"/manage/{bad}")
-    posted = web.client.post(
-        f"/manage/{bad}", data={"csrf_token": web.csrf(), "action": "unsubscribe"}
-    )
-    for response in (shown, posted):
-        assert response.status_code == 400 and title_of(response) == INVALID
-        assert "m@example.com" not in response.text
+    for kind, bad in _bad_tokens(web, good, reader.id).items():
+        shown = web.client.get(f"/manage/{bad}")
+        posted = web.client.post(
+            f"/manage/{bad}", data={"csrf_token": web.csrf(), "action": "unsubscribe"}
+        )
+        for response in (shown, posted):
+            assert response.status_code == 400 and title_of(response) == INVALID, kind
+            assert "m@example.com" not in response.text
     assert web.reader("m@example.com") == reader
 
 
@@ -343,30 +319,19 @@ def test_button_post_is_recorded_as_web(web: Web) -> None:
     assert store.events(web.svc.engine, reader.id)[-1].source == "web"
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "tampered-signature",
-        "tampered-payload",
-        "truncated",
-        "garbage",
-        "wrong-purpose",
-        "foreign-key",
-    ],
-)
-def test_bad_unsubscribe_tokens_change_nothing(web: Web, kind: str) -> None:
+def test_bad_unsubscribe_tokens_change_nothing(web: Web) -> None:
     reader = web.subscribe_and_confirm("stay@example.com")
     good = web.unsubscribe_path(reader.id).rsplit("/", 1)[1]
     tokens = _bad_tokens(web, good, reader.id)
     # For an unsubscribe link the wrong purpose is a manage token.
     tokens["wrong-purpose"] = web.svc.signer.sign(reader.id, "manage")
-    bad = tokens[kind]
-    for response in (
-        web.client.get(f"/unsubscribe/{bad}"),
-        web.client.post(f"/unsubscribe/{bad}", data={"List-Unsubscribe": "One-Click"}),
-    ):
-        assert response.status_code == 400 and title_of(response) == INVALID
-        assert "stay@example.com" not in response.text
+    for kind, bad in tokens.items():
+        for response in (
+            web.client.get(f"/unsubscribe/{bad}"),
+            web.client.post(f"/unsubscribe/{bad}", data={"List-Unsubscribe": "One-Click"}),
+        ):
+            assert response.status_code == 400 and title_of(response) == INVALID, kind
+            assert "stay@example.com" not in response.text
     assert web.reader("stay@example.com") == reader
 
 
