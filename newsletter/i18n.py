@@ -48,6 +48,43 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_title": "Papers per category",
         "chart_alt": "Bar chart of today's papers per category",
         "no_papers": "No new papers were announced today.",
+        "archive_language_name": "English",
+        "archive_title": "Archive",
+        "archive_intro": "Every issue so far, newest first.",
+        "archive_feed": "Atom feed",
+        "archive_feed_subtitle": "New AI research papers, summarized by category every day.",
+        "archive_no_issues": "No issue has been published yet.",
+        "archive_issue_heading": "Issue of {date}",
+        "archive_read_issue": "Read the issue",
+        "archive_top_categories": "Top categories",
+        "archive_newer": "Newer",
+        "archive_older": "Older",
+        "archive_page_of": "Page {page} of {pages}",
+        "archive_search": "Search",
+        "archive_search_label": "Search past papers",
+        "archive_search_placeholder": "e.g. diffusion transformer",
+        "archive_search_results": "Papers matching “{query}”",
+        "archive_search_none": "No paper in the archive matches all of these words.",
+        "archive_search_no_words": "Type one or more words to search for.",
+        "archive_search_shortened": (
+            "Your query was long: only its first {chars} characters and {terms} words "
+            "were searched."
+        ),
+        "archive_in_issue": "in the issue of {date}",
+        "archive_not_found": "Not found",
+        "archive_issue_missing": (
+            "There is no issue for {date}. The archive lists every issue that exists."
+        ),
+        "archive_bad_date": (
+            "“{value}” is not a date. Issue addresses end in a date like 2024-11-22."
+        ),
+        "archive_bad_page": "“{value}” is not a page of this list; pages are numbered from 1.",
+        "archive_bad_request": "Bad request",
+        "archive_bad_language": "There is no “{value}” edition; choose one of: {choices}.",
+        "archive_unavailable": "Temporarily unavailable",
+        "archive_unavailable_text": (
+            "This edition could not be prepared just now. Please try again in a few minutes."
+        ),
     },
     "ko": {
         "title": "Daily AI Insights : 논문",
@@ -88,6 +125,42 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_title": "분야별 논문 수",
         "chart_alt": "오늘의 분야별 논문 수 막대 그래프",
         "no_papers": "오늘은 새로 발표된 논문이 없습니다.",
+        "archive_language_name": "한국어",
+        "archive_title": "아카이브",
+        "archive_intro": "지금까지 발행된 모든 호, 최신순.",
+        "archive_feed": "Atom 피드",
+        "archive_feed_subtitle": "매일 새로 나온 AI 연구 논문을 분야별로 요약합니다.",
+        "archive_no_issues": "아직 발행된 호가 없습니다.",
+        "archive_issue_heading": "{date} 호",
+        "archive_read_issue": "전체 보기",
+        "archive_top_categories": "주요 분야",
+        "archive_newer": "최신 호",
+        "archive_older": "지난 호",
+        "archive_page_of": "{pages}쪽 중 {page}쪽",
+        "archive_search": "검색",
+        "archive_search_label": "지난 논문 검색",
+        "archive_search_placeholder": "예: diffusion transformer",
+        "archive_search_results": "“{query}” 검색 결과",
+        "archive_search_none": "이 단어를 모두 포함하는 논문이 아카이브에 없습니다.",
+        "archive_search_no_words": "검색할 단어를 하나 이상 입력하세요.",
+        "archive_search_shortened": (
+            "검색어가 길어 앞의 {chars}자, 단어 {terms}개까지만 검색했습니다."
+        ),
+        "archive_in_issue": "{date} 호",
+        "archive_not_found": "찾을 수 없음",
+        "archive_issue_missing": (
+            "{date} 호는 없습니다. 발행된 모든 호는 아카이브에서 볼 수 있습니다."
+        ),
+        "archive_bad_date": (
+            "“{value}”은(는) 날짜가 아닙니다. 호 주소는 2024-11-22 같은 날짜로 끝납니다."
+        ),
+        "archive_bad_page": "“{value}”쪽은 없습니다. 쪽 번호는 1부터 시작합니다.",
+        "archive_bad_request": "잘못된 요청",
+        "archive_bad_language": "“{value}” 언어판은 없습니다. 다음 중에서 고르세요: {choices}.",
+        "archive_unavailable": "일시적으로 이용할 수 없음",
+        "archive_unavailable_text": (
+            "이 언어판을 지금 준비하지 못했습니다. 몇 분 뒤에 다시 시도해 주세요."
+        ),
     },
 }
 
