@@ -298,9 +298,16 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
 
 
 def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssue:
-    """The rendering for ``view``; with chart_mode "hosted" the chart is the archive's PNG."""
+    """The rendering for ``view``; with chart_mode "hosted" the chart is the archive's PNG
+    (in the digest's language: the archive takes ``?lang=`` for a non-default one)."""
+    from urllib.parse import quote
+
     archive = svc.archive_url(digest.date)
-    chart_url = f"{archive}/chart.png" if svc.settings.chart_mode == "hosted" else ""
+    chart_url = ""
+    if svc.settings.chart_mode == "hosted":
+        chart_url = f"{archive}/chart.png"
+        if digest.language != svc.settings.language:
+            chart_url += f"?lang={quote(digest.language)}"
     return render_issue(digest, view, svc.taxonomy, Links(archive, chart_url=chart_url))
 
 

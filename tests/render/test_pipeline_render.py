@@ -103,14 +103,17 @@ def test_hosted_chart_mode_links_the_archive_png(database_url: str, tmp_path: Pa
     services = Services.build(_settings(database_url, tmp_path, chart_mode="hosted"))
     try:
         load_sample(services)
-        digest = build_digest(services, SAMPLE_DATE, "ko")
-        assert digest is not None
-        rendered = render_view(services, digest, ReaderView(("nlp", "llm"), "ko"))
+        rendered = {}
+        for language in ("ko", "en"):  # ko is the default language
+            digest = build_digest(services, SAMPLE_DATE, language)
+            assert digest is not None
+            rendered[language] = render_view(services, digest, ReaderView(("nlp",), language))
     finally:
         services.engine.dispose()
-    assert rendered.images == ()
-    src = parse(rendered.html).find("img")[0].attrs["src"]
-    assert src == "https://news.example.org/issues/2024-11-22/chart.png"
+    png = "https://news.example.org/issues/2024-11-22/chart.png"
+    for language, expected in (("ko", png), ("en", f"{png}?lang=en")):
+        assert rendered[language].images == ()
+        assert parse(rendered[language].html).find("img")[0].attrs["src"] == expected
 
 
 def test_preview_cli_shows_exactly_what_such_a_reader_gets(
