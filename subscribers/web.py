@@ -264,9 +264,9 @@ def _language_choices(selected: str) -> list[dict[str, Any]]:
 
 
 def _mask(address: str) -> str:
-    """r•••@example.com: enough for the reader to recognise, little for anyone else."""
+    """r***@example.com: enough for the reader to recognise, little for anyone else."""
     local, _, domain = address.partition("@")
-    return f"{local[:1]}•••@{domain}"
+    return f"{local[:1]}***@{domain}"
 
 
 # -- forms ---------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def test_unsubscribe_get_is_a_one_button_page(web: Web) -> None:
     reader = web.subscribe_and_confirm("leave@example.com")
     page = web.client.get(web.unsubscribe_path(reader.id))
     assert page.status_code == 200 and title_of(page) == "Unsubscribe"
-    assert page.text.count("<button") == 1 and "l•••@example.com" in page.text
+    assert page.text.count("<button") == 1 and "l***@example.com" in page.text
     assert "csrf_token" not in page.text
     assert (web.reader("leave@example.com") or reader).status == "active"
 
