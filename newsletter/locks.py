@@ -141,8 +141,11 @@ def _claim(engine: Engine, date: dt.date, owner: str) -> bool:
 
 
 def _abandoned(owner: str, claimed_at: dt.datetime, now: dt.datetime) -> bool:
-    if now - claimed_at > STALE_AFTER:
-        return True
+    return now - claimed_at > STALE_AFTER or owner_gone(owner)
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether ``owner`` (from ``owner_id``) was a process on this host that has ended."""
     host, _, rest = owner.partition(":")
     pid_text = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid_text.isdigit():

@@ -9,6 +9,7 @@ scheduler is alive. Times are aware UTC (sqlmodel's UTCDateTime) on both databas
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -104,6 +105,24 @@ def finish_run(
             .where(RUNS.c.id == run_id)
             .values(outcome=outcome, date=date, detail=detail, finished_at=utcnow())
         )
+
+
+def close_interrupted(engine: Engine, gone: Callable[[str], bool]) -> int:
+    """Runs still ``running`` whose process has ended (killed, crashed) become ``failed``."""
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(RUNS.c.id, RUNS.c.owner).where(RUNS.c.outcome == "running"))
+        ended = [r.id for r in rows if gone(r.owner)]
+        if ended:
+            conn.execute(
+                sa.update(RUNS)
+                .where(RUNS.c.id.in_(ended))
+                .values(
+                    outcome="failed",
+                    detail="interrupted: the process ended before the run finished",
+                    finished_at=utcnow(),
+                )
+            )
+    return len(ended)
 
 
 def completed_since(engine: Engine, since: dt.datetime) -> bool:

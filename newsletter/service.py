@@ -32,7 +32,7 @@ from newsletter import runs, store
 from newsletter.db import utcnow
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DatabaseError, NewsletterError
-from newsletter.locks import owner_id
+from newsletter.locks import owner_gone, owner_id
 from newsletter.models import RenderedIssue
 from newsletter.scheduler import JOBS_TABLE, ServiceScheduler, last_fire_time, parse_trigger
 
@@ -429,6 +429,9 @@ def serve(
     with stop_on_signals(stop):
         server, server_thread = _start_web(svc, sched, host, port) if web else (None, None)
         if sched is not None:
+            closed = runs.close_interrupted(svc.engine, owner_gone)
+            if closed:
+                log.warning("%d earlier run(s) were interrupted by a process that ended", closed)
             missed = missed_run(svc, sched)
             if missed is not None:
                 log.warning(

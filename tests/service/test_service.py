@@ -277,3 +277,27 @@ def test_status_command(
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "last issue sent:   2024-11-22" in out and "not running" in out
+
+
+def test_runs_of_a_killed_process_are_closed_at_the_next_start(services: Services) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from newsletter.locks import owner_gone, owner_id
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{ended.stdout.strip()}:deadbeef"
+    runs.start_run(services.engine, "schedule", None, dead)
+    runs.start_run(services.engine, "schedule", None, owner_id())  # this process: alive
+    runs.start_run(services.engine, "schedule", None, "elsewhere:1:cafe")  # another host
+    assert runs.close_interrupted(services.engine, owner_gone) == 1
+    outcomes = sorted(r.outcome for r in runs.recent_runs(services.engine))
+    assert outcomes == ["failed", "running", "running"]
+    [closed] = [r for r in runs.recent_runs(services.engine) if r.outcome == "failed"]
+    assert "interrupted" in closed.detail and closed.finished_at is not None
