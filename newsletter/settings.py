@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_sandbox: bool = False
     sendgrid_timeout: float = Field(default=30.0, gt=0)
+    # Readers per Mail Send request (SendGrid's maximum is 1,000); smaller batches leave
+    # fewer readers "unknown" when a run is killed mid-request.
+    sendgrid_batch_size: int = Field(default=1000, ge=1, le=1000)
     # SendGrid's Event Webhook verification key (base64 DER, as the SendGrid UI shows it).
     sendgrid_webhook_public_key: str = ""
     sendgrid_webhook_max_age: int = Field(default=600, ge=1)

@@ -118,7 +118,7 @@ class FailureBudget:
         if self.attempted >= self.min_sample and self.failed > self.ratio * self.attempted:
             reasons = sorted({r.error for r in results if r.status == REJECTED})
             raise FailureBudgetExceeded(
-                f"stopped: {self.failed} of {self.attempted} messages were rejected "
+                f"{self.failed} of {self.attempted} messages were rejected "
                 f"permanently (over NEWSLETTER_SEND_MAX_FAILURE_RATIO={self.ratio:g}); "
                 f"first reason: {reasons[0] if reasons else 'unknown'}; fix the cause and "
                 "run `newsletter send` again: readers not yet mailed are still waiting",

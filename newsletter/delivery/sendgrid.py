@@ -122,6 +122,7 @@ class SendGridBackend(MailBackend):
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        batch_size: int = MAX_PERSONALIZATIONS,
     ) -> None:
         if not api_key:
             raise ConfigurationError(
@@ -134,6 +135,7 @@ class SendGridBackend(MailBackend):
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self.max_batch = max(1, min(batch_size, MAX_PERSONALIZATIONS))
         self._client = SendGridAPIClient(api_key=api_key, host=self.host)
         self._client.client.timeout = timeout
         self.requests = 0
@@ -147,6 +149,7 @@ class SendGridBackend(MailBackend):
             host=settings.sendgrid_host,
             sandbox=settings.sendgrid_sandbox,
             timeout=settings.sendgrid_timeout,
+            batch_size=settings.sendgrid_batch_size,
         )
 
     # -- the request body ----------------------------------------------------------------
@@ -169,8 +172,8 @@ class SendGridBackend(MailBackend):
                     ContentId(image.content_id),
                 )
             )
-        categories = dict.fromkeys((NEWSLETTER_CATEGORY, *batch.categories))
-        for name in list(categories)[:MAX_CATEGORIES]:
+        categories = list(dict.fromkeys((NEWSLETTER_CATEGORY, *batch.categories)))
+        for name in reversed(categories[:MAX_CATEGORIES]):  # add_category inserts at the front
             mail.add_category(Category(name))
         if self.sandbox:
             mail.mail_settings = MailSettings(sandbox_mode=SandBoxMode(True))
@@ -195,9 +198,19 @@ class SendGridBackend(MailBackend):
 
     def send(self, batch: MessageBatch) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(batch.recipients)
-        for start in range(0, len(batch.recipients), MAX_PERSONALIZATIONS):
-            indexes = list(range(start, min(start + MAX_PERSONALIZATIONS, len(results))))
-            self._send_indexes(batch, indexes, results)
+        try:
+            for start in range(0, len(batch.recipients), self.max_batch):
+                indexes = list(range(start, min(start + self.max_batch, len(results))))
+                self._send_indexes(batch, indexes, results)
+        except DeliveryError as exc:
+            if not any(r is not None and r.status == SENT for r in results):
+                raise
+            # Part of the batch went out before the error: answer for everyone, the rest
+            # given back (deferred) with the reason, so nothing sent is forgotten.
+            log.error("SendGrid stopped mid-batch: %s", exc)
+            for i, result in enumerate(results):
+                if result is None:
+                    results[i] = SendResult(batch.recipients[i].to, DEFERRED, error=str(exc)[:500])
         done = [r for r in results if r is not None]
         assert len(done) == len(results)
         return done

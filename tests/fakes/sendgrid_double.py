@@ -16,10 +16,11 @@ SendGrid does, so the official ``sendgrid`` client makes real HTTP requests:
 ``script(...)`` makes the next requests misbehave: any status with headers (429
 with ``X-RateLimit-Reset``, 500), or a hang past the client's timeout (optionally
 after accepting the mail, as a real server that lost its answer would).
-``on_accept`` / ``after_answer`` hooks let a crash test kill the sender at an exact
-point. ``python -m tests.fakes.sendgrid_double`` serves it in its own process
-(``bench.send`` does, so validation runs on the other core); ``GET /_double/stats``
-then reports what it received.
+``on_request`` / ``on_accept`` / ``after_answer`` hooks (called with the request's
+number) let a crash test kill the sender at an exact point.
+``python -m tests.fakes.sendgrid_double`` serves it in its own process (``bench.send``
+does, so validation runs on the other core); ``GET /_double/stats`` then reports what
+it received.
 """
 
 from __future__ import annotations
@@ -114,7 +115,11 @@ def rate_limited(seconds: float = 1.0) -> Step:
     reset = str(int(time.time() + seconds))
     return Step(
         status=429,
-        headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+        headers={
+            "X-RateLimit-Limit": "600",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": reset,
+        },
         body={"errors": [{"field": None, "message": "too many requests"}]},
     )
 
@@ -144,12 +149,14 @@ class SendGridDouble:
         self.keep_bodies = keep_bodies
         self.max_bytes = max_bytes
         self.reject = {a.lower() for a in reject}
+        self.on_request: Callable[[int], None] | None = None
         self.on_accept: Callable[[int], None] | None = None
         self.after_answer: Callable[[int], None] | None = None
         self.seen: list[Seen] = []
         self.delivered: list[Delivered] = []
         self.recipients: Counter[str] = Counter()
         self.accepted = 0
+        self.arrived = 0
         self._steps: list[Step] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -219,7 +226,9 @@ class SendGridDouble:
 
     # -- the API -------------------------------------------------------------------------
 
-    def handle(self, authorization: str, raw: bytes) -> tuple[int, dict[str, str], Any, Step | None]:
+    def handle(
+        self, authorization: str, raw: bytes
+    ) -> tuple[int, dict[str, str], Any, Step | None]:
         """(status, headers, JSON body, hang step) for one POST /v3/mail/send."""
         if authorization != f"Bearer {self.api_key}":
             return self._answer(
@@ -266,6 +275,8 @@ class SendGridDouble:
         if errors:
             return [(".".join(str(p) for p in e.absolute_path) or None, e.message) for e in errors]
         problems: list[tuple[str | None, str]] = []
+        if not ADDRESS.match(str(body["from"].get("email", ""))):
+            problems.append(("from.email", "The from email does not contain a valid address."))
         if not body.get("subject") and not all(p.get("subject") for p in body["personalizations"]):
             problems.append(("subject", "The subject is required."))
         if not body.get("content"):
@@ -273,8 +284,10 @@ class SendGridDouble:
         for i, personalization in enumerate(body["personalizations"]):
             for j, to in enumerate(personalization["to"]):
                 address = str(to.get("email", ""))
-                if not ADDRESS.match(address) or address.lower() in self.reject or (
-                    address.lower().endswith(".invalid")
+                if (
+                    not ADDRESS.match(address)
+                    or address.lower() in self.reject
+                    or (address.lower().endswith(".invalid"))
                 ):
                     problems.append(
                         (f"personalizations.{i}.to.{j}.email", "Does not contain a valid address.")
@@ -331,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: SendGridDouble
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send_json(self, status: int, headers: dict[str, str], body: Any) -> None:
@@ -357,21 +370,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {}, _errors((None, "not found")))
             return
         owner = self.owner
+        with owner._lock:
+            owner.arrived += 1
+            arrived = owner.arrived
+        if owner.on_request is not None:
+            owner.on_request(arrived)
         status, headers, body, hang = owner.handle(self.headers.get("Authorization", ""), raw)
         if hang is not None:
             owner._closing.wait(hang.hang)
             self.close_connection = True
             return
-        number = owner.accepted
         if status == 202 and owner.on_accept is not None:
-            owner.on_accept(number)
+            owner.on_accept(arrived)
         try:
             self._send_json(status, headers, body)
             self.wfile.flush()
         except OSError:
             return
         if status == 202 and owner.after_answer is not None:
-            owner.after_answer(number)
+            owner.after_answer(arrived)
 
 
 def main(argv: list[str] | None = None) -> None:

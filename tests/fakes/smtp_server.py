@@ -22,7 +22,6 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
 # aiosmtpd warns on every login about an attribute it plans to rename: not our concern.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
