@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/ at the repository root (gitignored; CI keeps t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,8 @@ TOP_HEIGHT = {"mobile": 1500, "desktop": 1500}
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is missing in CI (.ci/run installs it)")
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 

@@ -1,0 +1,159 @@
+"""The SMTP backend against a real aiosmtpd server: TLS, auth, reuse, drops and reply codes."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+
+from newsletter.delivery.base import DEFERRED, REJECTED, SENT, UNKNOWN
+from newsletter.delivery.smtp import SMTPBackend
+from newsletter.errors import ConfigurationError, DeliveryError
+from newsletter.models import RenderedIssue
+from tests.delivery.conftest import TLSFiles, batch_of, envelope
+from tests.fakes.smtp_server import SMTPSink, free_port
+
+
+def backend_for(sink: SMTPSink, **options: object) -> SMTPBackend:
+    return SMTPBackend("127.0.0.1", sink.port, "news@example.org", "News", timeout=10, **options)  # type: ignore[arg-type]
+
+
+def test_one_connection_serves_many_messages(smtp_sink: SMTPSink, rendered: RenderedIssue) -> None:
+    backend = backend_for(smtp_sink)
+    with backend:
+        backend.send(batch_of(rendered, [envelope(n) for n in range(3)]))
+        backend.send(batch_of(rendered, [envelope(n) for n in range(3, 6)]))
+    assert backend.connections == 1 and smtp_sink.handler.connections == 1
+    assert len(smtp_sink.received) == 6
+
+
+def test_message_id_date_and_envelope(smtp_sink: SMTPSink, rendered: RenderedIssue) -> None:
+    with backend_for(smtp_sink) as backend:
+        (result,) = backend.send(batch_of(rendered, [envelope(1)]))
+    (received,) = smtp_sink.received
+    msg = received.message
+    assert result.message_id == msg["Message-ID"]
+    assert msg["Message-ID"].endswith("@example.org>")
+    assert email.utils.parsedate_to_datetime(msg["Date"]) is not None
+    assert received.mail_from == "news@example.org"
+    assert received.rcpt_tos == ("reader1@example.com",)
+    assert msg.get_content_type() == "multipart/alternative"
+
+
+def test_starttls_with_login(tls_files: TLSFiles, rendered: RenderedIssue) -> None:
+    with SMTPSink(tls=tls_files.server_context(), credentials=("mailer", "s3cret")) as sink:
+        backend = backend_for(
+            sink,
+            starttls=True,
+            username="mailer",
+            password="s3cret",
+            context=tls_files.client_context(),
+        )
+        with backend:
+            results = backend.send(batch_of(rendered, [envelope(1)]))
+        assert results[0].status == SENT
+        assert len(sink.received) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_implicit_tls_with_login(tls_files: TLSFiles, rendered: RenderedIssue) -> None:
+    with SMTPSink(
+        tls=tls_files.server_context(), implicit_tls=True, credentials=("mailer", "s3cret")
+    ) as sink:
+        backend = backend_for(
+            sink,
+            use_ssl=True,
+            username="mailer",
+            password="s3cret",
+            context=tls_files.client_context(),
+        )
+        with backend:
+            assert backend.send(batch_of(rendered, [envelope(1)]))[0].status == SENT
+
+
+def test_a_wrong_password_is_a_clear_error(tls_files: TLSFiles, rendered: RenderedIssue) -> None:
+    with SMTPSink(tls=tls_files.server_context(), credentials=("mailer", "s3cret")) as sink:
+        backend = backend_for(
+            sink,
+            starttls=True,
+            username="mailer",
+            password="nope",
+            context=tls_files.client_context(),
+        )
+        with pytest.raises(DeliveryError, match="NEWSLETTER_SMTP_PASSWORD"), backend:
+            backend.send(batch_of(rendered, [envelope(1)]))
+        assert sink.received == []
+
+
+def test_an_untrusted_certificate_is_refused(tls_files: TLSFiles, rendered: RenderedIssue) -> None:
+    with SMTPSink(tls=tls_files.server_context()) as sink:
+        backend = backend_for(sink, starttls=True)  # the system's CAs do not know this one
+        with pytest.raises(DeliveryError, match="cannot connect"), backend:
+            pass
+        assert sink.received == []
+
+
+def test_starttls_and_ssl_together_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        SMTPBackend("127.0.0.1", 25, "news@example.org", starttls=True, use_ssl=True)
+
+
+def test_no_server_is_a_clear_error(rendered: RenderedIssue) -> None:
+    backend = SMTPBackend("127.0.0.1", free_port(), "news@example.org", timeout=2)
+    with pytest.raises(DeliveryError, match="NEWSLETTER_SMTP_HOST"):
+        backend.send(batch_of(rendered, [envelope(1)]))
+
+
+def test_reply_codes_decide_each_readers_result(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    smtp_sink.behaviour.rcpt_replies["reader1@example.com"] = "550 5.1.1 no such user"
+    smtp_sink.behaviour.rcpt_replies["reader2@example.com"] = "451 4.3.0 mailbox busy, try later"
+    with backend_for(smtp_sink) as backend:
+        results = backend.send(batch_of(rendered, [envelope(n) for n in range(4)]))
+    assert [r.status for r in results] == [SENT, REJECTED, DEFERRED, SENT]
+    assert results[1].error.startswith("550") and results[2].error.startswith("451")
+    assert [r.rcpt_tos for r in smtp_sink.received] == [
+        ("reader0@example.com",),
+        ("reader3@example.com",),
+    ]
+
+
+def test_a_drop_before_data_reconnects_and_mails_once(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    smtp_sink.behaviour.drop_at_rcpt.add("reader2@example.com")
+    backend = backend_for(smtp_sink)
+    with backend:
+        results = backend.send(batch_of(rendered, [envelope(n) for n in range(5)]))
+    assert all(r.status == SENT for r in results)
+    assert backend.connections == 2
+    tos = [r.rcpt_tos[0] for r in smtp_sink.received]
+    assert sorted(tos) == sorted(f"reader{n}@example.com" for n in range(5))
+
+
+def test_a_drop_during_data_is_unknown_not_resent(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    smtp_sink.behaviour.drop_in_data.add("reader1@example.com")
+    smtp_sink.behaviour.lose_in_data.add("reader3@example.com")
+    with backend_for(smtp_sink) as backend:
+        results = backend.send(batch_of(rendered, [envelope(n) for n in range(5)]))
+    assert [r.status for r in results] == [SENT, UNKNOWN, SENT, UNKNOWN, SENT]
+    assert "may have queued it" in results[1].error
+    tos = [r.rcpt_tos[0] for r in smtp_sink.received]
+    # reader1's message arrived once (its answer was lost); reader3's never did; none twice.
+    assert sorted(tos) == [f"reader{n}@example.com" for n in (0, 1, 2, 4)]
+
+
+def test_a_server_gone_between_batches_is_a_clear_error(rendered: RenderedIssue) -> None:
+    sink = SMTPSink().start()
+    backend = SMTPBackend("127.0.0.1", sink.port, "news@example.org", timeout=5)
+    with backend:
+        assert backend.send(batch_of(rendered, [envelope(0)]))[0].status == SENT
+        sink.stop()
+        # Nothing of the next batch can be handed over: the caller gets the error (and the
+        # sender gives those readers back to the next run, see test_send).
+        with pytest.raises(DeliveryError, match="cannot connect"):
+            backend.send(batch_of(rendered, [envelope(1), envelope(2)]))
+    assert len(sink.received) == 1
