@@ -24,11 +24,11 @@ log = logging.getLogger("newsletter")
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _services(args: argparse.Namespace, settings: Any = None) -> Any:
+def _services(args: argparse.Namespace) -> Any:
     from newsletter.pipeline import Services
     from newsletter.settings import load_settings
 
-    settings = settings or load_settings()
+    settings = load_settings()
     _configure_logging(args.debug, settings.log_format, getattr(args, "log_level", logging.WARNING))
     return Services.build(settings)
 
@@ -219,15 +219,16 @@ def cmd_run_once(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from newsletter.delivery import get_backend
     from newsletter.scheduler import parse_trigger
-    from newsletter.service import serve
+    from newsletter.service import connect, serve
     from newsletter.settings import load_settings
 
     settings = load_settings()
     if not args.no_scheduler:
         parse_trigger(settings.schedule, settings.timezone)
-    svc = _services(args, settings)
+    _configure_logging(args.debug, settings.log_format, args.log_level)
+    svc = connect(settings)
     get_backend(svc.settings)  # refuse a bad mail setup at start, not at 07:00
-    finished = serve(
+    ended = serve(
         svc,
         lambda: get_backend(svc.settings),
         host=args.host,
@@ -235,11 +236,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         web=not args.no_web,
         scheduler=not args.no_scheduler,
     )
-    if not finished:
+    if ended.hard:
         # A run thread is still mailing; only a hard exit keeps the 30 s shutdown promise.
         logging.shutdown()
-        os._exit(1)
-    return 0
+        os._exit(ended.code)
+    return ended.code
 
 
 def cmd_status(args: argparse.Namespace) -> int:

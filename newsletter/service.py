@@ -38,6 +38,7 @@ from newsletter.scheduler import JOBS_TABLE, ServiceScheduler, last_fire_time, p
 
 if TYPE_CHECKING:
     from newsletter.pipeline import SendReport, Services
+    from newsletter.settings import Settings
     from newsletter.sources.collect import CollectReport
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,37 @@ def _finish_failed(engine: Engine, run_id: int, exc: BaseException) -> None:
 
 def _one_line(exc: BaseException | None) -> str:
     return " ".join(str(exc).split())[:500] if exc is not None else "unknown error"
+
+
+def connect(settings: Settings) -> Services:
+    """``Services.build``, retried with back-off while the database is unreachable.
+
+    A container or unit often starts before its database; the service waits for it
+    (NEWSLETTER_RUN_ATTEMPTS, NEWSLETTER_RUN_RETRY_SECONDS) instead of failing at once.
+    """
+    from newsletter.pipeline import Services
+
+    def log_wait(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "database unreachable at start (attempt %d of %d: %s); retrying in %.3g s",
+            state.attempt_number,
+            settings.run_attempts,
+            _one_line(exc),
+            wait,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TRANSIENT),
+        stop=tenacity.stop_after_attempt(settings.run_attempts),
+        wait=tenacity.wait_exponential(
+            multiplier=settings.run_retry_seconds, max=settings.run_retry_seconds * 32
+        ),
+        before_sleep=log_wait,
+        reraise=True,
+    )
+    return retrying(Services.build, settings)
 
 
 def report_to_admin(
@@ -404,6 +436,14 @@ def build_scheduler(svc: Services, job: DailyRun) -> ServiceScheduler:
     )
 
 
+@dataclass(frozen=True)
+class ServeExit:
+    """How ``serve`` ended: the exit code, and whether a run thread is still going."""
+
+    code: int
+    hard: bool
+
+
 def serve(
     svc: Services,
     backend_factory: Callable[[], MailBackend],
@@ -413,12 +453,13 @@ def serve(
     web: bool = True,
     scheduler: bool = True,
     stop: threading.Event | None = None,
-) -> bool:
+    grace: float = SHUTDOWN_GRACE,
+) -> ServeExit:
     """Run the web app and/or the scheduler until SIGTERM/SIGINT (or ``stop``).
 
-    Returns False when a run was still going ``SHUTDOWN_GRACE`` seconds after the
-    stop: the caller should then exit hard (its deliveries in flight become
-    ``unknown`` at the next start, never sent twice).
+    A run in progress gets ``grace`` seconds to finish its batch; if it is still
+    going, the result says ``hard``: the caller exits without waiting for it (its
+    deliveries in flight become ``unknown`` at the next start, never sent twice).
     """
     if not (web or scheduler):
         raise NewsletterError("nothing to start: drop --no-web or --no-scheduler")
@@ -439,16 +480,18 @@ def serve(
                     missed.isoformat(),
                 )
             sched.start(run_now=missed is not None)
+        code = 0
         while not stop.wait(0.5):
             if server_thread is not None and not server_thread.is_alive():
-                log.error("the web server stopped; shutting the service down")
+                log.error("the web server stopped (see above); shutting the service down")
+                code = 1
                 stop.set()
         log.info("stopping")
         if server is not None:
             server.should_exit = True
         if sched is not None:
             sched.shutdown()
-        finished = job.idle.wait(SHUTDOWN_GRACE)
+        finished = job.idle.wait(grace)
         if sched is not None:
             _drop_beat(svc.engine, job.owner)
         if server_thread is not None:
@@ -457,9 +500,9 @@ def serve(
         log.error(
             "the current batch did not finish within %.0f s; exiting anyway (its deliveries "
             "become 'unknown' at the next start and are not resent)",
-            SHUTDOWN_GRACE,
+            grace,
         )
-    return finished
+    return ServeExit(code=code or (0 if finished else 1), hard=not finished)
 
 
 def _drop_beat(engine: Engine, owner: str) -> None:
