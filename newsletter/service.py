@@ -526,6 +526,14 @@ def _start_web(
     )
     server = uvicorn.Server(config)
     # In a thread uvicorn installs no signal handlers: ours (stop_on_signals) stay in charge.
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    thread = threading.Thread(target=_run_web, args=(server,), name="web", daemon=True)
     thread.start()
     return server, thread
+
+
+def _run_web(server: Any) -> None:
+    """uvicorn exits through SystemExit when it cannot start (a busy port): say so and end."""
+    try:
+        server.run()
+    except SystemExit as exc:
+        log.error("the web server could not start (uvicorn exit code %s)", exc.code)
