@@ -124,6 +124,17 @@ def _batch_prompt(batch: Sequence[Paper], taxonomy: Taxonomy) -> Prompt:
     )
 
 
+_ID_DECORATION = re.compile(r"^\s*arxiv:\s*|v\d+\s*$", re.I)
+
+
+def _sent_id(answered: str, sent: set[str]) -> str | None:
+    """The sent id an answer means, forgiving an "arXiv:" prefix or a version suffix."""
+    if answered in sent:
+        return answered
+    bare = _ID_DECORATION.sub("", answered)
+    return bare if bare in sent else None
+
+
 def _labels(
     answer: ClassificationAnswer, batch: Sequence[Paper], taxonomy: Taxonomy
 ) -> dict[str, tuple[str, ...]]:
@@ -132,19 +143,20 @@ def _labels(
     known = set(taxonomy.slugs)
     labels: dict[str, tuple[str, ...]] = {}
     for label in answer.papers:
-        if label.id not in sent:
+        arxiv_id = _sent_id(label.id, sent)
+        if arxiv_id is None:
             log.warning("LLM classified id %r that was not in its batch; dropped", label.id)
             continue
-        if label.id in labels:
+        if arxiv_id in labels:
             continue
         unknown = [s for s in label.categories if s not in known]
         if unknown:
-            log.warning("LLM gave %s unknown categories %s; dropped", label.id, unknown)
+            log.warning("LLM gave %s unknown categories %s; dropped", arxiv_id, unknown)
         slugs = list(dict.fromkeys(s for s in label.categories if s in known))
         if len(slugs) > 1 and FALLBACK_SLUG in slugs:
             slugs.remove(FALLBACK_SLUG)
         if slugs:
-            labels[label.id] = taxonomy.order(slugs[:MAX_CATEGORIES])
+            labels[arxiv_id] = taxonomy.order(slugs[:MAX_CATEGORIES])
     return labels
 
 

@@ -129,6 +129,12 @@ def render_prompt(name: str, **variables: Any) -> Prompt:
 
 def answer_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema made acceptable to strict structured-output providers."""
+    return dict(json.loads(_schema_json(model)))
+
+
+@cache
+def _schema_json(model: type[BaseModel]) -> str:
+    """Built once per answer model: pydantic's schema generation costs ~5 ms a time."""
 
     def tighten(node: Any) -> None:
         if isinstance(node, dict):
@@ -143,7 +149,7 @@ def answer_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     schema = model.model_json_schema()
     tighten(schema)
-    return schema
+    return json.dumps(schema, sort_keys=True)
 
 
 def parse_answer(raw: str | None, model: type[T], check: Callable[[T], None] | None = None) -> T:
@@ -286,8 +292,9 @@ class LLMClient:
     settings: Settings
     engine: Engine
     day: dt.date | None = None
-    _down: str = field(default="", init=False)
+    _down: dict[str, str] = field(default_factory=dict, init=False)  # model -> why
     _prompt_mode: set[str] = field(default_factory=set, init=False)
+    _schema_support: dict[str, bool] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @property
@@ -309,7 +316,7 @@ class LLMClient:
 
         Raises LLMError when no model could answer; the caller falls back offline.
         """
-        schema_json = json.dumps(answer_schema(schema), sort_keys=True)
+        schema_json = _schema_json(schema)
         input_hash = hashlib.sha256(
             "\x00".join((prompt.system, prompt.user, schema_json)).encode("utf-8")
         ).hexdigest()
@@ -317,25 +324,26 @@ class LLMClient:
         if hit is not None:
             return hit
         with self._lock:
-            down = self._down
-        if down:
+            usable = [m for m in self.models if m not in self._down]
+            down = "; ".join(f"{m}: {why}" for m, why in self._down.items())
+        if not usable:
             raise LLMError(f"{purpose}: skipped, the model is unavailable in this run ({down})")
         failures: list[_ModelFailed] = []
-        for model in self.models:
+        for model in usable:
             try:
                 value, raw = self._ask_model(model, purpose, prompt, schema, check)
             except _ModelFailed as failed:
                 log.warning("LLM %s failed for %s: %s", model, purpose, failed.reason)
                 failures.append(failed)
+                if not failed.reachable:
+                    with self._lock:  # an outage: not asked again in this run
+                        self._down[model] = failed.reason
                 continue
             llm_store.store_answer(
                 self.engine, self.model, prompt.name, prompt.version, input_hash, raw, model
             )
             return Answer(value, model, cached=False)
         summary = "; ".join(str(f) for f in failures)
-        if all(not f.reachable for f in failures):
-            with self._lock:
-                self._down = summary
         raise LLMError(
             f"{purpose}: no model gave a usable answer ({summary}); check NEWSLETTER_LLM_MODEL, "
             "NEWSLETTER_LLM_API_BASE and the provider's status, or add NEWSLETTER_LLM_FALLBACKS"
@@ -359,18 +367,19 @@ class LLMClient:
         check: Callable[[T], None] | None,
         input_hash: str,
     ) -> Answer[T] | None:
-        raw = llm_store.cached_answer(
+        found = llm_store.cached_answer(
             self.engine, self.model, prompt.name, prompt.version, input_hash
         )
-        if raw is None:
+        if found is None:
             return None
+        raw, answered_by = found
         try:
             value = parse_answer(raw, schema, check)
         except AnswerRejected as exc:
             log.warning("ignoring a cached %s answer that no longer validates: %s", purpose, exc)
             return None
         self._record(purpose, prompt, self.model, "cached", cache_hit=True)
-        return Answer(value, self.model, cached=True)
+        return Answer(value, answered_by or self.model, cached=True)
 
     def _uses_schema(self, model: str) -> bool:
         with self._lock:
@@ -379,13 +388,16 @@ class LLMClient:
         mode = self.settings.llm_json_mode
         if mode != "auto":
             return mode == "schema"
-        lm = _litellm()
-        try:
-            info = lm.get_model_info(model)
-        except Exception:  # litellm raises several types for a model missing from its map
-            log.debug("%s is not in litellm's model map; trying response_format first", model)
-            return True
-        return bool(info.get("supports_response_schema"))
+        if model not in self._schema_support:
+            try:
+                info = _litellm().get_model_info(model)
+                supported = bool(info.get("supports_response_schema"))
+            except Exception:  # litellm raises several types for a model missing from its map
+                log.debug("%s is not in litellm's model map; trying response_format first", model)
+                supported = True
+            with self._lock:
+                self._schema_support[model] = supported
+        return self._schema_support[model]
 
     def _ask_model(
         self,
@@ -490,13 +502,9 @@ class LLMClient:
                     return self._once(model, purpose, prompt, messages, schema)
         except _SchemaRefused:
             raise
-        except Exception as exc:
-            if not _is_llm_error(exc):
-                raise
+        except _provider_errors() as exc:
             reason = f"{type(exc).__name__}: {_one_line(exc)}"
-            # Outages and bad credentials fail every later call too; a refused request does not.
-            down = _transient(exc) or _status(exc) in (401, 403, 404)
-            raise _ModelFailed(model, reason, reachable=not down) from exc
+            raise _ModelFailed(model, reason, reachable=not _down_for_the_run(exc)) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _once(
@@ -527,10 +535,8 @@ class LLMClient:
         started = time.perf_counter()
         try:
             response = lm.completion(**kwargs)
-        except Exception as exc:
+        except _provider_errors() as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            if not _is_llm_error(exc):
-                raise
             self._record(purpose, prompt, model, "error", duration_ms=elapsed, error=_one_line(exc))
             if schema is not None and _schema_refused(exc):
                 raise _SchemaRefused(str(exc)) from exc
@@ -598,10 +604,21 @@ class LLMClient:
         )
 
 
-def _is_llm_error(exc: BaseException) -> bool:
-    """Errors raised by litellm or the provider SDK, as opposed to our own bugs."""
-    module = type(exc).__module__
-    return module.startswith(("litellm", "openai", "httpx", "anthropic"))
+def _provider_errors() -> tuple[type[BaseException], ...]:
+    """What litellm raises for a failed call (all its exceptions derive from openai's)."""
+    import httpx
+    import openai
+
+    _litellm()
+    return (openai.APIError, httpx.HTTPError)
+
+
+def _down_for_the_run(exc: BaseException) -> bool:
+    """Outages, bad credentials and unknown models fail every later call too; a refused
+    request (400 for this input) does not."""
+    if _transient(exc) or _status(exc) in (401, 403, 404):
+        return True
+    return "LLM Provider NOT provided" in str(exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -83,17 +83,18 @@ class CallRecord:
 
 def cached_answer(
     engine: Engine, model: str, prompt: str, version: int, input_hash: str
-) -> str | None:
+) -> tuple[str, str] | None:
+    """(answer, the model that gave it) for this question, if it was answered before."""
     with engine.connect() as conn:
         row = conn.execute(
-            sa.select(CACHE.c.answer).where(
+            sa.select(CACHE.c.answer, CACHE.c.answered_by).where(
                 CACHE.c.model == model,
                 CACHE.c.prompt == prompt,
                 CACHE.c.version == version,
                 CACHE.c.input_hash == input_hash,
             )
         ).first()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def store_answer(

@@ -131,7 +131,7 @@ def test_prompt_version_is_part_of_the_cache_key(database_url: str) -> None:
     try:
         llm_store.store_answer(engine, "m", "classify", 1, "h", '{"a": 1}', "m")
         llm_store.store_answer(engine, "m", "classify", 1, "h", '{"a": 2}', "m")  # race: first wins
-        assert llm_store.cached_answer(engine, "m", "classify", 1, "h") == '{"a": 1}'
+        assert llm_store.cached_answer(engine, "m", "classify", 1, "h") == ('{"a": 1}', "m")
         assert llm_store.cached_answer(engine, "m", "classify", 2, "h") is None
         assert llm_store.cached_answer(engine, "other", "classify", 1, "h") is None
     finally:

@@ -142,3 +142,17 @@ def test_prompt_injection_in_a_title_stays_data(
     assert set(result.classification) == {"2411.00001", "2411.00002"}
     # the obeyed answer is what we drop or replace, never what we trust
     assert result.classification["2411.00002"] == classify_one(papers[1], TAXONOMY)
+
+
+def test_decorated_ids_are_recognised(llm_client: LLMClient, llm_server: FakeLLMServer) -> None:
+    papers = day_of(2)
+    answer = {
+        "papers": [
+            {"id": f"arXiv:{papers[0].arxiv_id}", "categories": ["nlp"]},
+            {"id": f"{papers[1].arxiv_id}v2", "categories": ["other", "llm"]},
+        ]
+    }
+    llm_server.script(Step("raw", content=json.dumps(answer)))
+    result = classify_llm(papers, TAXONOMY, llm_client, 40)
+    assert result.by_rules == 0
+    assert result.classification == {papers[0].arxiv_id: ("nlp",), papers[1].arxiv_id: ("llm",)}

@@ -183,9 +183,13 @@ def test_fallback_model_answers_when_the_primary_is_down(
         "test-model",
         "backup-model",
     ]
+    # the primary is not asked again in this run: the next question goes to the backup
+    assert ask(c, PAPERS[:1]).model == "openai/backup-model"
+    assert [s.body["model"] for s in llm_server.seen][3:] == ["backup-model"]
     # the answer is cached under the configured model, so a re-run asks nobody
-    assert ask(client(llm_fallbacks="openai/backup-model")).cached
-    assert llm_server.count == 3
+    rerun = ask(client(llm_fallbacks="openai/backup-model"))
+    assert rerun.cached and rerun.model == "openai/backup-model"
+    assert llm_server.count == 4
 
 
 def test_outage_trips_the_circuit_breaker(
