@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -94,10 +95,12 @@ class ServiceScheduler:
         self._heartbeat = heartbeat
         self._heartbeat_every = heartbeat_every
         self._pending_label = "schedule"
+        self._engine = engine
+        self._store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
         self.scheduler = BackgroundScheduler(
             timezone=self.zone,
             jobstores={
-                "default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE),
+                "default": self._store,
                 "local": MemoryJobStore(),
             },
             # The heartbeat has its own thread so a long send does not look like a dead scheduler.
@@ -112,6 +115,7 @@ class ServiceScheduler:
     def start(self, *, run_now: bool = False) -> None:
         """Start firing; ``run_now`` runs the job at once (labelled catch-up), then on schedule."""
         now = dt.datetime.now(self.zone)
+        self._create_job_table()
         _RUNNERS[JOB_ID] = self._run
         self.scheduler.add_job(
             fire,
@@ -135,6 +139,19 @@ class ServiceScheduler:
             )
         self.scheduler.start()
         log.info("scheduler started; next run at %s", self.next_run_time())
+
+    def _create_job_table(self) -> None:
+        """Create the job store's table, tolerating a replica that creates it at the same moment.
+
+        PostgreSQL refuses the second of two concurrent CREATE TABLEs (duplicate type or
+        table); the table then exists, which is all this needs.
+        """
+        table = self._store.jobs_t
+        try:
+            table.create(self._engine, checkfirst=True)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            log.info("another process created %s at the same time", JOBS_TABLE)
+            table.create(self._engine, checkfirst=True)
 
     def _run(self) -> None:
         label, self._pending_label = self._pending_label, "schedule"

@@ -77,3 +77,52 @@ def test_sqlite_claim_of_a_live_process_elsewhere_is_respected(sqlite_url: str) 
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(CLAIMS)).scalar() == 0
     engine.dispose()
+
+
+def test_two_replicas_creating_the_job_table_at_once_both_start() -> None:
+    """A second CREATE TABLE waits for the first, then fails; the scheduler takes it in stride."""
+    import threading
+    import time
+
+    from newsletter.scheduler import JOBS_TABLE, ServiceScheduler
+    from tests.conftest import pg_schema_url
+
+    gen = pg_schema_url()
+    url = next(gen)
+    try:
+        engine = make_engine(url)
+        first = make_engine(url)
+        sched = ServiceScheduler(
+            engine, "0 7 * * *", "Asia/Seoul", lambda *_: None, misfire_grace=dt.timedelta(hours=1)
+        )
+        errors: list[BaseException] = []
+        with first.connect() as conn:
+            trans = conn.begin()
+            sched._store.jobs_t.create(conn)  # the other replica, not yet committed
+
+            def create() -> None:
+                try:
+                    sched._create_job_table()
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            thread = threading.Thread(target=create)
+            thread.start()
+            deadline = time.monotonic() + 20
+            while True:  # until our CREATE waits on the other replica's
+                with engine.connect() as probe:
+                    waiting = probe.execute(
+                        sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar()
+                if waiting or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            trans.commit()
+            thread.join(timeout=20)
+        assert not thread.is_alive() and errors == []
+        with engine.connect() as conn:
+            assert sa.inspect(conn).has_table(JOBS_TABLE)
+        engine.dispose()
+        first.dispose()
+    finally:
+        gen.close()

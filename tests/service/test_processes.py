@@ -141,8 +141,15 @@ def test_two_schedulers_on_postgresql_send_one_issue(
         procs.append(Proc(["start", "--no-web"], env, tmp_path / f"{name}.log"))
     from newsletter import runs
 
-    # Both start, both find the scheduled time missed, both try; one sends, the other skips.
-    wait_for(lambda: len([r for r in runs.recent_runs(svc.engine, 10) if r.finished_at]) >= 2)
+    # Both start and find the scheduled time missed; whichever takes the date's lock sends,
+    # the other skips it (or, if it comes later, finds the run completed or nothing to send).
+    def settled() -> bool:
+        started = all(any("scheduler started" in line for line in p.log_lines()) for p in procs)
+        recent = runs.recent_runs(svc.engine, 10)
+        sent = store.issue_dates(svc.engine, status="sent") == {SAMPLE_DATE}
+        return started and sent and all(r.finished_at for r in recent)
+
+    wait_for(settled)
     assert [p.terminate() for p in procs] == [0, 0]
     everyone = recipients(tmp_path / "outbox")
     assert len(everyone) == len(set(everyone)) == readers
