@@ -35,19 +35,25 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])" + re.escape(keyword) + r"(?:s|es)?(?![\w])", re.I)
 
 
+def _has(keyword: str, text: str, lowered: str) -> bool:
+    # The substring test is cheap and rules out most keywords before the regex runs.
+    return keyword in lowered and _keyword_pattern(keyword).search(text) is not None
+
+
 def score(paper: Paper, category: Category) -> float:
-    """How strongly ``paper`` belongs to ``category``; 0 means not at all."""
+    """How strongly ``paper`` belongs to ``category``; 0 means not at all.
+
+    Classes count most (3 for the primary, 0.5 per cross-list); each taxonomy
+    keyword adds 2 when in the title and 1 when in the abstract.
+    """
     points = 0.0
     if paper.primary_class in category.arxiv_classes:
         points += 3
     points += sum(1 for c in paper.classes[1:] if c in category.arxiv_classes) * 0.5
     title, abstract = paper.title, paper.abstract[:1500]
+    title_lower, abstract_lower = title.lower(), abstract.lower()
     for keyword in category.keywords:
-        pattern = _keyword_pattern(keyword)
-        if pattern.search(title):
-            points += 2
-        if pattern.search(abstract):
-            points += 1
+        points += 2 * _has(keyword, title, title_lower) + _has(keyword, abstract, abstract_lower)
     return points
 
 
