@@ -1,7 +1,7 @@
 """Which issues are public, and what the archive lists about each.
 
-An issue is public once its digest was built (it has papers and a stored
-classification) and it is not an empty day. Only papers data leaves this module:
+An issue is public once its reports were written (status ``summarized`` or later)
+and it has papers; empty days and half-built issues are not. Only papers data leaves this module:
 nothing about readers or deliveries.
 """
 
@@ -17,14 +17,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.categories import FALLBACK_SLUG
+from newsletter.pipeline import STAGES
 from newsletter.store import ISSUES
 
-#: Statuses that are never shown, whatever the row holds.
-HIDDEN_STATUSES = ("empty",)
+#: From "summarized" on, an issue has its reports: a visit reads them, it does not start
+#: the pipeline. Earlier stages (and ``empty`` days, which have no stage) stay private.
+PUBLIC_STATUSES = STAGES[STAGES.index("summarized") :]
 
 
 def _is_public() -> sa.ColumnElement[bool]:
-    return sa.and_(ISSUES.c.status.not_in(HIDDEN_STATUSES), ISSUES.c.paper_count > 0)
+    return sa.and_(ISSUES.c.status.in_(PUBLIC_STATUSES), ISSUES.c.paper_count > 0)
 
 
 def public_dates() -> sa.Select[tuple[dt.date]]:

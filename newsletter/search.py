@@ -32,7 +32,7 @@ MAX_QUERY_CHARS = 200
 #: Words beyond this are dropped; an AND of more words matches nothing anyway.
 MAX_TERMS = 12
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what both tokenizers index
 
 _SQLITE_DDL = (
     """CREATE VIRTUAL TABLE IF NOT EXISTS papers_fts USING fts5(

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from newsletter import published, search
 from newsletter.errors import NewsletterError
-from newsletter.i18n import LANGUAGES, texts
+from newsletter.i18n import LANGUAGES, paper_count, texts
 from newsletter.models import Digest, Paper
 from newsletter.pipeline import Services, build_digest
 
@@ -137,12 +137,15 @@ class _Page:
         self, template: str, status: int = 200, cache: str = "", **context: Any
     ) -> HTMLResponse:
         env = _env()
+        layout = _layout(env)
         html = env.get_template(template).render(
-            layout=_layout(env),
+            layout=layout,
+            own_layout=layout == "archive_layout.html",
             request=self.request,
             lang=self.lang,
             t=self.t,
             href=self.href,
+            papers=lambda count: paper_count(count, self.lang),
             lang_param=self.lang if self.lang != self.default else "",
             feed_url=self.href("/feed.xml"),
             **context,
@@ -379,7 +382,9 @@ def feed(request: Request, lang: str | None = None) -> Response:
             link=url,
             unique_id=url,
             description=entry.render(
-                t=t, paper_count=summary.paper_count, categories=categories
+                papers=lambda count: paper_count(count, view.lang),
+                paper_count=summary.paper_count,
+                categories=categories,
             ).strip(),
             pubdate=_aware(summary.updated),
             updateddate=_aware(summary.updated),

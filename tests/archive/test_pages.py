@@ -49,14 +49,17 @@ def test_list_shows_public_issues_newest_first_with_counts_and_top_categories(
     fake_issue(services, dt.date(2024, 11, 21), {"computer-vision": 4})
     fake_issue(services, dt.date(2024, 11, 19), {"nlp": 3}, status="empty")
     fake_issue(services, dt.date(2024, 11, 18), {}, status="collected")
+    fake_issue(services, dt.date(2024, 11, 17), {"nlp": 2}, status="classified")
 
     page = client.get("/issues")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
     assert html.index("2024-11-21") < html.index("2024-11-20")
-    assert "2024-11-19" not in html and "2024-11-18" not in html
-    assert "17 편" in html  # ko is the default language
+    for hidden in ("2024-11-19", "2024-11-18", "2024-11-17"):
+        assert hidden not in html
+        assert client.get(f"/issues/{hidden}").status_code == 404
+    assert "17편" in html  # ko is the default language
     # Top categories, biggest first, linking to their section of the issue.
     first, second = html.index("대규모 언어 모델"), html.index("자연어 처리")
     assert first < second
@@ -82,7 +85,7 @@ def test_list_is_paginated(services: Services, client: TestClient) -> None:
     assert "/issues?page=2" in parse(first).links
     second = client.get("/issues?page=2").text
     assert "2024-01-05" in second and "2024-01-01" in second and "2024-01-06" not in second
-    assert "/issues" in parse(second).links
+    assert "/issues?page=1" in parse(second).links
 
 
 def test_empty_archive(client: TestClient) -> None:
