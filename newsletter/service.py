@@ -147,6 +147,14 @@ class DailyRun:
             runs.finish_run(engine, run_id, outcome.outcome, None, outcome.detail)
             log.error("daily run failed: %s", outcome.detail, extra={"outcome": "failed"})
             return outcome
+        except Exception as exc:
+            # A bug, not a condition: keep the traceback in the log, record and report the day.
+            outcome = RunOutcome(
+                "failed", detail=f"unexpected {type(exc).__name__}: {_one_line(exc)}"
+            )
+            runs.finish_run(engine, run_id, outcome.outcome, None, outcome.detail)
+            log.exception("daily run failed: %s", outcome.detail, extra={"outcome": "failed"})
+            return outcome
         outcome = _judge(engine, collected, report)
         missed = _missed_dates(engine, newest_sent_before, outcome.date)
         if missed:

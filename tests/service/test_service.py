@@ -301,3 +301,26 @@ def test_runs_of_a_killed_process_are_closed_at_the_next_start(services: Service
     assert outcomes == ["failed", "running", "running"]
     [closed] = [r for r in runs.recent_runs(services.engine) if r.outcome == "failed"]
     assert "interrupted" in closed.detail and closed.finished_at is not None
+
+
+def test_an_unexpected_error_is_recorded_logged_and_reported(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    from newsletter.delivery.base import MailBackend, MessageBatch
+
+    class Buggy(MailBackend):
+        def send(self, batch: MessageBatch):  # type: ignore[no-untyped-def]
+            raise RuntimeError("a bug in a backend")
+
+    seed(services, readers=1)
+    svc = with_settings(services, admin_email="ops@example.com")
+    admin_mail = MemoryBackend()
+    backends = iter([Buggy("newsletter@localhost"), admin_mail])
+    caplog.set_level(logging.ERROR, logger="newsletter.service")
+    outcome = DailyRun(svc, lambda: next(backends))("schedule", None)
+    assert outcome.outcome == "failed"
+    assert outcome.detail == "unexpected RuntimeError: a bug in a backend"
+    assert any(r.exc_info for r in caplog.records)  # the traceback is in the log
+    [run] = runs.recent_runs(services.engine)
+    assert run.outcome == "failed" and run.finished_at is not None
+    assert len(admin_mail.outbox) == 1
