@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -164,37 +165,51 @@ class Dispatcher:
     ) -> bool:
         """Mail ``rendered`` to (subscriber_id, email) ``readers`` who are not yet claimed.
 
+        While one batch is with the provider (a worker thread), the next batch's
+        envelopes (signed links) are prepared here; it is claimed only after the
+        previous one was recorded, so at most one batch is ever ``sending``.
         Returns False when ``should_stop`` said so between two batches.
         """
         size = max(1, self.backend.max_batch)
         cats = ",".join(categories)
-        for start in range(0, len(readers), size):
-            if self.should_stop is not None and self.should_stop():
-                return False
-            chunk = readers[start : start + size]
-            owned = ledger.claim(
-                self.engine,
-                self.issue_id,
-                [(sid, cats) for sid, _ in chunk],
-                self.retry_statuses,
-                self.run,
-            )
-            self.tally.already += len(chunk) - len(owned)
-            mine = [(sid, email) for sid, email in chunk if sid in owned]
-            if self.progress and len(mine) < len(chunk):
-                self.progress.advance(len(chunk) - len(mine))
-            if mine:
-                self._send_claimed(rendered, categories, mine)
+        chunks = [readers[start : start + size] for start in range(0, len(readers), size)]
+        if not chunks:
+            return True
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-send") as worker:
+            prepared = self._envelopes(chunks[0])
+            for number, chunk in enumerate(chunks):
+                if self.should_stop is not None and self.should_stop():
+                    return False
+                owned = ledger.claim(
+                    self.engine,
+                    self.issue_id,
+                    [(sid, cats) for sid, _ in chunk],
+                    self.retry_statuses,
+                    self.run,
+                )
+                self.tally.already += len(chunk) - len(owned)
+                mine = [(sid, env) for sid, env in prepared if sid in owned]
+                if self.progress and len(mine) < len(chunk):
+                    self.progress.advance(len(chunk) - len(mine))
+                sending = worker.submit(self._send_claimed, rendered, categories, mine)
+                if number + 1 < len(chunks):
+                    prepared = self._envelopes(chunks[number + 1])
+                sending.result()
         return True
+
+    def _envelopes(self, chunk: Sequence[tuple[int, str]]) -> list[tuple[int, Envelope]]:
+        return [(sid, self.make_envelope(sid, email)) for sid, email in chunk]
 
     def _send_claimed(
         self,
         rendered: RenderedIssue,
         categories: tuple[str, ...],
-        mine: Sequence[tuple[int, str]],
+        mine: Sequence[tuple[int, Envelope]],
     ) -> None:
+        if not mine:
+            return
         ids = [sid for sid, _ in mine]
-        envelopes = [self.make_envelope(sid, email) for sid, email in mine]
+        envelopes = [env for _, env in mine]
         done = 0
         try:
             for piece in self.throttle.pieces(envelopes):
