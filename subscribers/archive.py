@@ -28,6 +28,9 @@ from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, paper_count, texts
 from newsletter.models import Digest, Paper
 from newsletter.pipeline import Services, build_digest
+from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url
+from newsletter.render import _section_context as section_context
+from newsletter.richtext import clean_line, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +84,6 @@ def _layout(env: jinja2.Environment) -> str:
 def _services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
-
-
-def _safe_url(url: str) -> str:
-    """Only http(s) links reach a page: a feed could carry a ``javascript:`` URL."""
-    return url if url.startswith(("https://", "http://")) else ""
 
 
 class _Page:
@@ -259,40 +257,27 @@ def issue_list(request: Request, page: str = "1", lang: str | None = None) -> HT
 
 
 def _paper_context(paper: Paper) -> dict[str, Any]:
+    """A search hit: feed text cleaned and cut like the e-mail's, links only if http(s)."""
     return {
         "arxiv_id": paper.arxiv_id,
-        "title": paper.title,
-        "url": _safe_url(paper.abs_url),
-        "pdf_url": _safe_url(paper.pdf_url),
-        "authors": paper.short_authors,
+        "title": clean_line(paper.title, TITLE_CHARS) or paper.arxiv_id,
+        "url": paper_url(paper),
+        "authors": clean_line(paper.short_authors, AUTHOR_CHARS),
     }
 
 
 def _issue_context(view: _Page, digest: Digest) -> dict[str, Any]:
-    taxonomy = view.svc.taxonomy
+    """Each section as the e-mail shows it (markdown, numbered citations), every source kept."""
     sections = []
     for section in digest.sections:
-        category = taxonomy.get(section.slug)
-        by_id = {p.arxiv_id: p for p in section.papers}
-        sections.append(
-            {
-                "slug": section.slug,
-                "emoji": category.emoji,
-                "name": category.name(view.lang),
-                "count": len(section.papers),
-                "report": section.report,
-                "notable": [
-                    {**_paper_context(by_id[n.arxiv_id]), "line": n.line}
-                    for n in section.report.notable
-                    if n.arxiv_id in by_id
-                ],
-                "papers": [_paper_context(p) for p in section.papers],
-            }
-        )
+        context = section_context(section, view.svc.taxonomy, view.lang)
+        for source, paper in zip(context["sources"], section.papers, strict=True):
+            source["pdf_url"] = safe_url(paper.pdf_url)
+        sections.append(context)
     made_with = (
         view.t["made_offline"]
         if digest.made_with in ("", "offline")
-        else view.t["made_with"].format(model=digest.made_with)
+        else view.t["made_with"].format(model=clean_line(digest.made_with, 80))
     )
     return {"sections": sections, "made_with": made_with}
 
@@ -413,7 +398,7 @@ def search_page(
             **_paper_context(p),
             "date": p.announced.isoformat(),
             "issue_url": view.href(f"/issues/{p.announced.isoformat()}"),
-            "abstract": p.abstract if len(p.abstract) <= 300 else p.abstract[:297] + "…",
+            "abstract": clean_line(p.abstract, 300),
         }
         for p in found.papers
     ]
