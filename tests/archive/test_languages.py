@@ -1,4 +1,4 @@
-"""Per-reader language: each language readers chose is written once; nobody's language costs nothing.
+"""Per-reader language: each chosen language is written once; an unread one costs nothing.
 
 Runs the real LLM client against the local fake OpenAI-compatible server, so the
 requests counted here are the LLM bill.
