@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import tenacity
@@ -331,7 +332,7 @@ def health(
     sched: dict[str, Any] = data["scheduler"]
     if scheduler is not None:
         sched["alive"] = scheduler.alive
-        sched["next_run_time"] = _iso(scheduler.next_run_time())
+        sched["next_run_time"] = _local(scheduler.next_run_time(), settings.timezone)
         data["ok"] = scheduler.alive
     try:
         sent = store.issue_dates(svc.engine, status="sent")
@@ -340,7 +341,7 @@ def health(
         sched["live_schedulers"] = len(beats)
         if scheduler is None:
             sched["alive"] = bool(beats)
-            sched["next_run_time"] = _iso(_stored_next_run(svc.engine))
+            sched["next_run_time"] = _local(_stored_next_run(svc.engine), settings.timezone)
         recent = runs.recent_runs(svc.engine, 1)
         data["last_run"] = recent[0].as_json() if recent else None
         if public and data["last_run"]:
@@ -369,6 +370,11 @@ def _stored_next_run(engine: Engine) -> dt.datetime | None:
 
 def _iso(value: dt.date | dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _local(moment: dt.datetime | None, zone: str) -> str | None:
+    """``moment`` in the schedule's zone, as the operator reads the schedule."""
+    return None if moment is None else moment.astimezone(ZoneInfo(zone)).isoformat()
 
 
 def status_lines(data: dict[str, Any]) -> list[str]:
