@@ -230,3 +230,16 @@ def delivery_services(settings: Any, sample_issue_content: str) -> Iterator[Serv
     prepare_issue(svc, sample_issue_content)
     yield svc
     svc.engine.dispose()
+
+
+@pytest.fixture
+def ledger_services(settings: Any) -> Iterator[Services]:
+    """Services with just the sample date's issue row: for tests that need no papers."""
+    from newsletter import store
+
+    svc = Services.build(
+        settings.model_copy(update={"secret_key": SECRET, "base_url": "https://news.example.org"})
+    )
+    store.ensure_issue(svc.engine, SAMPLE_DATE)
+    yield svc
+    svc.engine.dispose()

@@ -57,9 +57,9 @@ NOT_A_DSN = b"From: someone@example.net\r\nSubject: thanks!\r\n\r\nGreat newslet
 
 
 @pytest.fixture
-def readers(delivery_services: Services) -> list[int]:
+def readers(ledger_services: Services) -> list[int]:
     """Four readers; the first three had the sample issue (SMTP message ids m0..m2)."""
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 4)
     issue = store.get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
@@ -90,10 +90,8 @@ def messages() -> list[bytes]:
     ]
 
 
-def test_an_mbox_of_bounces(
-    delivery_services: Services, readers: list[int], tmp_path: Path
-) -> None:
-    svc = delivery_services
+def test_an_mbox_of_bounces(ledger_services: Services, readers: list[int], tmp_path: Path) -> None:
+    svc = ledger_services
     box = mailbox.mbox(tmp_path / "bounces.mbox")
     for data in messages():
         box.add(data)
@@ -114,9 +112,9 @@ def test_an_mbox_of_bounces(
 
 
 def test_a_directory_and_a_maildir(
-    delivery_services: Services, readers: list[int], tmp_path: Path
+    ledger_services: Services, readers: list[int], tmp_path: Path
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     folder = tmp_path / "dir"
     folder.mkdir()
     (folder / "1.eml").write_bytes(dsn("reader1@example.com", "5.2.1"))
@@ -132,29 +130,29 @@ def test_a_directory_and_a_maildir(
 
 
 def test_the_command_prints_one_line(
-    delivery_services: Services,
+    ledger_services: Services,
     readers: list[int],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", delivery_services.settings.database_url)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", ledger_services.settings.database_url)
     path = tmp_path / "b.eml"
     path.write_bytes(dsn("reader1@example.com", "5.1.1"))
     assert main(["bounces", "import", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("bounced: 1, already suppressed: 0") and out.count("\n") == 1
-    assert status(delivery_services, readers[1]) == "bounced"
+    assert status(ledger_services, readers[1]) == "bounced"
 
 
 def test_a_missing_file_is_a_clear_error_and_changes_nothing(
-    delivery_services: Services,
+    ledger_services: Services,
     readers: list[int],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", delivery_services.settings.database_url)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", ledger_services.settings.database_url)
     assert main(["bounces", "import", str(tmp_path / "nope.mbox")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert [status(delivery_services, i) for i in readers[:3]] == ["active"] * 3
+    assert [status(ledger_services, i) for i in readers[:3]] == ["active"] * 3

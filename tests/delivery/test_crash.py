@@ -117,7 +117,12 @@ def test_kill_9_at_any_point_mails_nobody_twice(
     add_readers(svc, READERS, SETS)
     sendgrid.keep_bodies = False  # only who got it matters here
     env = sender_env(svc, sendgrid)
-    for hook in ("on_request", "on_accept", "after_answer"):
+    # PostgreSQL skips the first point: like the second, it leaves claimed rows of a dead
+    # process, and each point costs a whole sender start-up.
+    hooks = ["on_request", "on_accept", "after_answer"]
+    if svc.engine.dialect.name == "postgresql":
+        hooks.remove("on_request")
+    for hook in hooks:
         kill_at(sendgrid, hook, env)
     code, line = run_to_end(env)
     status = ledger_status(svc)
@@ -129,8 +134,10 @@ def test_kill_9_at_any_point_mails_nobody_twice(
         if state == "sent":
             assert got[address] == 1
     unknown = [a for a, s in status.items() if s == "unknown"]
-    # Kills 1 and 2 each left one whole request's readers unknown; kill 3 maybe one more.
-    assert len(unknown) in (2 * BATCH, 3 * BATCH)
+    # Kills before an answer each left one whole request's readers unknown; the kill
+    # after an answer maybe one more.
+    before_answer = len(hooks) - 1
+    assert len(unknown) in (before_answer * BATCH, (before_answer + 1) * BATCH)
     assert sum(1 for a in unknown if got[a]) >= BATCH  # kill 2: accepted, answer lost
     assert code == 1 and line.endswith(f"unknown: {len(unknown)}")
 

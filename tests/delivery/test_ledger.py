@@ -45,10 +45,10 @@ CLAIMER = textwrap.dedent(
 
 
 @pytest.fixture
-def issue(delivery_services: Services) -> int:
+def issue(ledger_services: Services) -> int:
     from newsletter import store
 
-    row = store.get_issue(delivery_services.engine, SAMPLE_DATE)
+    row = store.get_issue(ledger_services.engine, SAMPLE_DATE)
     assert row is not None and row.id is not None
     return row.id
 
@@ -97,9 +97,9 @@ def claimers() -> Iterator[list[Claimer]]:
 
 
 def test_rows_of_a_killed_process_become_unknown(
-    delivery_services: Services, issue: int, claimers: list[Claimer]
+    ledger_services: Services, issue: int, claimers: list[Claimer]
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 5)
     claimer = Claimer(svc.settings.database_url, issue, ids[:3])
     claimers.append(claimer)
@@ -113,9 +113,9 @@ def test_rows_of_a_killed_process_become_unknown(
 
 
 def test_rows_of_a_live_process_are_left_alone(
-    delivery_services: Services, issue: int, claimers: list[Claimer]
+    ledger_services: Services, issue: int, claimers: list[Claimer]
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 4)
     claimer = Claimer(svc.settings.database_url, issue, ids)
     claimers.append(claimer)
@@ -127,9 +127,9 @@ def test_rows_of_a_live_process_are_left_alone(
 
 
 def test_unknown_rows_are_claimed_again_only_when_asked(
-    delivery_services: Services, issue: int
+    ledger_services: Services, issue: int
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 3)
     ledger.claim(svc.engine, issue, [(i, "nlp") for i in ids])
     assert ledger.mark_stale_unknown(svc.engine, issue) == 3
@@ -141,8 +141,8 @@ def test_unknown_rows_are_claimed_again_only_when_asked(
         assert ledger.claim(svc.engine, issue, readers, both, run=run) == set()
 
 
-def test_record_writes_only_rows_the_run_owns(delivery_services: Services, issue: int) -> None:
-    svc = delivery_services
+def test_record_writes_only_rows_the_run_owns(ledger_services: Services, issue: int) -> None:
+    svc = ledger_services
     a, b = add_readers(svc, 2)
     with ledger.SendRun(svc.engine, issue) as first:
         ledger.claim(svc.engine, issue, [(a, "nlp")], run=first)
@@ -158,9 +158,9 @@ def test_record_writes_only_rows_the_run_owns(delivery_services: Services, issue
 
 
 def test_a_batch_with_one_answer_is_recorded_in_one_statement(
-    delivery_services: Services, issue: int
+    ledger_services: Services, issue: int
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 300)
     statements: list[str] = []
 
@@ -182,9 +182,9 @@ def test_a_batch_with_one_answer_is_recorded_in_one_statement(
 
 
 def test_retry_claims_skip_rows_another_transaction_holds(
-    delivery_services: Services, issue: int
+    ledger_services: Services, issue: int
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     if svc.engine.dialect.name != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) exist on PostgreSQL; SQLite serializes writers")
     a, b = add_readers(svc, 2)
@@ -208,9 +208,9 @@ def test_retry_claims_skip_rows_another_transaction_holds(
 
 
 def test_racing_claims_never_hand_a_reader_to_two_runs(
-    delivery_services: Services, issue: int
+    ledger_services: Services, issue: int
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     ids = add_readers(svc, 600)
     engines = [make_engine(svc.settings.database_url) for _ in range(2)]
     owned: list[set[int]] = [set(), set()]
@@ -236,9 +236,9 @@ def test_racing_claims_never_hand_a_reader_to_two_runs(
 
 
 def test_a_heartbeat_older_than_the_limit_counts_as_dead(
-    delivery_services: Services, issue: int
+    ledger_services: Services, issue: int
 ) -> None:
-    svc = delivery_services
+    svc = ledger_services
     if svc.engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL knows a run is alive from its held lock, not from heartbeats")
     (reader,) = add_readers(svc, 1)

@@ -54,8 +54,8 @@ def signer() -> Signer:
 
 
 @pytest.fixture
-def app_services(delivery_services: Services, signer: Signer) -> Services:
-    svc = delivery_services
+def app_services(ledger_services: Services, signer: Signer) -> Services:
+    svc = ledger_services
     svc.settings = svc.settings.model_copy(update={"sendgrid_webhook_public_key": signer.public})
     return svc
 
