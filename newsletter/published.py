@@ -7,6 +7,7 @@ nothing about readers or deliveries.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections import Counter
@@ -103,3 +104,14 @@ def get_public(engine: Engine, date: dt.date) -> IssueSummary | None:
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return _summary(row) if row is not None else None
+
+
+def stored_chart(engine: Engine, date: dt.date, language: str) -> bytes | None:
+    """The chart PNG already stored for a public issue in ``language``, without its papers."""
+    query = sa.select(ISSUES.c.content).where(ISSUES.c.date == date, _is_public())
+    with engine.connect() as conn:
+        content = conn.execute(query).scalar_one_or_none()
+    if content is None:
+        return None
+    chart = json.loads(content).get("charts", {}).get(language)
+    return base64.b64decode(chart) if chart else None

@@ -25,7 +25,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "archive"
 PHONE = {"width": 375, "height": 812}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
@@ -47,9 +47,10 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The sample day as a public issue, with a paper built to overflow a narrow screen."""
+    tmp_path = tmp_path_factory.mktemp("archive-site")
     url = f"sqlite:///{tmp_path / 'archive.db'}"
     svc = Services.build(load_settings(database_url=url, feeds=[], mail_backend="memory"))
     date = load_sample(svc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import feedparser
-import pytest
 from fastapi.testclient import TestClient
 
 from newsletter.pipeline import Services
@@ -72,8 +71,8 @@ def test_empty_feed_is_valid(client: TestClient) -> None:
     assert parsed.entries == []
 
 
-@pytest.mark.parametrize("lang", ["fr", "<x>"])
-def test_feed_unknown_language(client: TestClient, lang: str) -> None:
-    response = client.get("/feed.xml", params={"lang": lang})
-    assert response.status_code == 400
-    assert "ko, en" in response.text
+def test_feed_unknown_language(client: TestClient) -> None:
+    for lang in ("fr", "<x>"):
+        response = client.get("/feed.xml", params={"lang": lang})
+        assert response.status_code == 400
+        assert "ko, en" in response.text and "<x>" not in response.text

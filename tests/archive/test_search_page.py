@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
-import pytest
 from fastapi.testclient import TestClient
 
 from newsletter import store
@@ -52,17 +51,17 @@ def test_search_pages(services: Services, client: TestClient) -> None:
     assert "page=3" not in second.text
 
 
-@pytest.mark.parametrize("raw", HOSTILE)
 def test_hostile_queries_answer_a_page(
-    services: Services, client: TestClient, sample_issue: dt.date, raw: str
+    services: Services, client: TestClient, sample_issue: dt.date
 ) -> None:
     before = len(store.papers_on(services.engine, SAMPLE_DATE))
-    page = client.get(f"/search?q={quote(raw)}")
-    assert page.status_code == 200
-    assert "<script" not in page.text
+    for raw in HOSTILE:
+        page = client.get(f"/search?q={quote(raw)}")
+        assert page.status_code == 200, raw
+        assert "<script" not in page.text
+        if parse_query(raw).empty:
+            assert "검색할 단어를 하나 이상 입력하세요." in page.text, raw
     assert len(store.papers_on(services.engine, SAMPLE_DATE)) == before
-    if parse_query(raw).empty:
-        assert "검색할 단어를 하나 이상 입력하세요." in page.text
 
 
 def test_very_long_query_is_cut(client: TestClient, sample_issue: dt.date) -> None:
@@ -79,8 +78,8 @@ def test_search_query_is_escaped(client: TestClient, sample_issue: dt.date) -> N
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
 
 
-@pytest.mark.parametrize("value", ["0", "x", "-3", "", "1;DROP"])
-def test_search_bad_page(client: TestClient, sample_issue: dt.date, value: str) -> None:
-    page = client.get("/search", params={"q": "learning", "page": value, "lang": "en"})
-    assert page.status_code == 400
-    assert "is not a page of this list" in page.text
+def test_search_bad_page(client: TestClient, sample_issue: dt.date) -> None:
+    for value in ("0", "x", "-3", "", "1;DROP"):
+        page = client.get("/search", params={"q": "learning", "page": value, "lang": "en"})
+        assert page.status_code == 400, value
+        assert f"“{value}” is not a page of this list" in page.text
