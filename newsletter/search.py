@@ -74,15 +74,24 @@ def ensure_index(engine: Engine) -> None:
             _ensure_sqlite(conn)
 
 
+_SQLITE_OBJECTS = {"papers_fts", "papers_fts_ai", "papers_fts_ad", "papers_fts_au"}
+
+
 def _ensure_sqlite(conn: Connection) -> None:
-    existed = conn.execute(
-        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'papers_fts'")
-    ).first()
+    names = {
+        row[0]
+        for row in conn.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE name LIKE 'papers_fts%'")
+        )
+    }
+    if _SQLITE_OBJECTS.issubset(names):
+        return
     for statement in _SQLITE_DDL:
         conn.execute(sa.text(statement))
-    if not existed:
-        conn.execute(sa.text("INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')"))
-        log.info("created the full-text index of papers")
+    # A missing trigger means papers changed unseen (or a batch migration rebuilt the
+    # table and its rowids): rebuild the whole index from the table.
+    conn.execute(sa.text("INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')"))
+    log.info("built the full-text index of papers")
 
 
 def _ensure_pg(conn: Connection) -> None:

@@ -154,6 +154,22 @@ def test_index_created_later_covers_papers_already_stored(indexed: Services) -> 
     assert before and sorted(after) == sorted(before)
 
 
+def test_sqlite_index_repaired_when_a_trigger_went_missing(sqlite_url: str) -> None:
+    """A table rebuilt behind its back (e.g. a batch migration) gets a fresh index."""
+    from newsletter.db import init_schema, make_engine
+
+    engine = make_engine(sqlite_url)
+    init_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER papers_fts_ai"))
+    store.upsert_papers(engine, [_paper("2411.66666", "Quokka dynamics")])
+    query = parse_query("quokka")
+    assert search_papers(engine, query, published_only=False).papers == ()
+    init_schema(engine)
+    assert _titles(search_papers(engine, query, published_only=False)) == ["Quokka dynamics"]
+    engine.dispose()
+
+
 def test_hostile_queries_are_plain_words(indexed: Services) -> None:
     stored = len(store.papers_on(indexed.engine, SAMPLE_DATE))
     for raw in HOSTILE:
