@@ -121,20 +121,70 @@ def _redact(url: str) -> str:
         return "<unparseable URL>"
 
 
-def init_schema(engine: Engine) -> None:
-    """Create or upgrade the schema; the one place that touches DDL."""
-    import newsletter.llm_store  # noqa: F401  (registers the LLM cache and ledger tables)
-    import subscribers.models  # noqa: F401  (registers the subscriber tables)
+def import_table_modules() -> None:
+    """Import every module that defines tables, so SQLModel.metadata knows them all."""
+    import newsletter.llm_store  # noqa: F401  (LLM cache and call ledger)
+    import subscribers.models  # noqa: F401  (subscribers and their events)
     from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
     from newsletter.delivery import tables  # noqa: F401  (send runs, provider events)
+
+
+#: Key of the PostgreSQL advisory lock that serialises migrations between replicas.
+_MIGRATION_LOCK = 0x6E6C_6D69
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest Alembic revision (idempotent).
+
+    On PostgreSQL an advisory lock makes replicas that start together migrate one
+    after the other instead of racing on the same DDL.
+    """
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("newsletter").joinpath("migrations"))
+    )
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            conn.commit()
+        else:
+            # SQLite: take the write lock before reading alembic_version, so two
+            # processes cannot both decide to create the same tables.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+        finally:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+                conn.commit()
+
+
+def is_managed(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: objects in the database but not in the models (APScheduler's job
+    table, the search index and its column) belong to other code and are left alone."""
+    return not (reflected and compare_to is None)
+
+
+def init_schema(engine: Engine) -> None:
+    """Create or upgrade the schema; the one place that touches DDL."""
     from newsletter.search import ensure_index as ensure_search_index
 
     try:
-        SQLModel.metadata.create_all(engine)
+        migrate(engine)
         ensure_search_index(engine)
     except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
         raise DatabaseError(
-            f"cannot reach the database {_redact(str(engine.url))}: {exc.orig}; "
+            f"cannot reach the database {_redact(str(engine.url))}: {reason}; "
             "check NEWSLETTER_DATABASE_URL and that the server is running"
         ) from exc
 
