@@ -243,45 +243,56 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     issue = store.ensure_issue(svc.engine, date)
     assert issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
-    changed = False
     client = llm.client_for(svc.settings, svc.engine, date)
     if "classification" not in content:
         classification, made = _classify(svc, papers, client)
-        content["classification"] = {k: list(v) for k, v in classification.items()}
-        content["made"] = {"llm": svc.settings.llm_model, "classification": made, "reports": {}}
-        content["made_with"] = made_with(content, svc.settings.language)
-        changed = True
+
+        def add_classification(stored: dict[str, Any]) -> None:
+            if "classification" in stored:  # another process got there first: keep theirs
+                return
+            stored["classification"] = {k: list(v) for k, v in classification.items()}
+            stored["made"] = {"llm": svc.settings.llm_model, "classification": made, "reports": {}}
+            stored["made_with"] = made_with(stored, svc.settings.language)
+
         # Stored at once: a restart after a crash in the reports keeps the classification.
-        store.update_issue(
+        content = store.update_content(
             svc.engine,
             issue.id,
-            content=json.dumps(content, ensure_ascii=False),
+            add_classification,
             status=advance(issue.status, "classified"),
             paper_count=len(papers),
         )
-    classification = {k: tuple(v) for k, v in content["classification"].items()}
-    grouped = classify.group(papers, classification, svc.taxonomy)
-    reports = content.setdefault("reports", {})
-    if language not in reports:
-        reports[language], made = _reports(svc, grouped, language, client)
-        if "made" in content:
-            content["made"]["reports"][language] = made
-            content["made_with"] = made_with(content, svc.settings.language)
-        changed = True
-    charts = content.setdefault("charts", {})
-    if language not in charts:
-        charts[language] = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
-        changed = True
-    if changed:
-        status = advance(issue.status, "summarized")
+    grouped = classify.group(
+        papers, {k: tuple(v) for k, v in content["classification"].items()}, svc.taxonomy
+    )
+    if language not in content.get("reports", {}) or language not in content.get("charts", {}):
+        reports, made = _reports(svc, grouped, language, client)
+        chart = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
+
+        def add_language(stored: dict[str, Any]) -> None:
+            if language not in stored.setdefault("reports", {}):
+                stored["reports"][language] = reports
+                if "made" in stored:
+                    stored["made"]["reports"][language] = made
+                    stored["made_with"] = made_with(stored, svc.settings.language)
+            stored.setdefault("charts", {}).setdefault(language, chart)
+
+        content = store.update_content(
+            svc.engine,
+            issue.id,
+            add_language,
+            paper_count=len(papers),
+        )
+        current = store.get_issue(svc.engine, date)
+        assert current is not None
         store.update_issue(
             svc.engine,
             issue.id,
-            content=json.dumps(content, ensure_ascii=False),
-            status=status,
-            paper_count=len(papers),
+            status=advance(current.status, "summarized"),
             made_with=content["made_with"],
         )
+    reports = content["reports"]
+    charts = content["charts"]
     sections = tuple(
         CategorySection(slug, members, store.report_from_json(reports[language][slug]))
         for slug, members in grouped.items()
@@ -321,11 +332,14 @@ def render_stage(svc: Services, digest: Digest) -> None:
     issue = store.get_issue(svc.engine, digest.date)
     assert issue is not None and issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
-    rendered = content.setdefault("rendered", {})
-    if digest.language not in rendered:
+    if digest.language not in content.get("rendered", {}):
         full = render_view(svc, digest, ReaderView(digest.slugs, digest.language))
-        rendered[digest.language] = {"subject": full.subject, "html": full.html, "text": full.text}
-        store.update_issue(svc.engine, issue.id, content=json.dumps(content, ensure_ascii=False))
+        page = {"subject": full.subject, "html": full.html, "text": full.text}
+        store.update_content(
+            svc.engine,
+            issue.id,
+            lambda stored: stored.setdefault("rendered", {}).setdefault(digest.language, page),
+        )
     store.update_issue(svc.engine, issue.id, status=advance(issue.status, "rendered"))
 
 

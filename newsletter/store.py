@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -142,6 +142,35 @@ def ensure_issue(engine: Engine, date: dt.date) -> IssueRow:
 def update_issue(engine: Engine, issue_id: int, **values: Any) -> None:
     with engine.begin() as conn:
         conn.execute(sa.update(ISSUES).where(ISSUES.c.id == issue_id).values(**values))
+
+
+def update_content(
+    engine: Engine,
+    issue_id: int,
+    mutate: Callable[[dict[str, Any]], None],
+    **values: Any,
+) -> dict[str, Any]:
+    """Read, change and write an issue's stored JSON in one locked transaction.
+
+    Two processes (a send building one language, the archive another) would
+    otherwise each write back the row they read and lose the other's stage output.
+    Returns the content as written.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
+        raw = conn.execute(
+            sa.select(ISSUES.c.content).where(ISSUES.c.id == issue_id).with_for_update()
+        ).scalar_one()
+        content: dict[str, Any] = json.loads(raw or "{}")
+        mutate(content)
+        conn.execute(
+            sa.update(ISSUES)
+            .where(ISSUES.c.id == issue_id)
+            .values(content=json.dumps(content, ensure_ascii=False), **values)
+        )
+        conn.commit()
+    return content
 
 
 def report_to_json(report: CategoryReport) -> dict[str, Any]:

@@ -142,3 +142,32 @@ def test_import_keeps_suppressed_and_is_all_or_nothing(services: Services) -> No
     exported = subscriber_store.export_csv(services.engine)
     assert exported.splitlines()[0] == "email,categories,language"
     assert 'new@example.com,"nlp,llm",en' in exported
+
+
+def test_languages_built_concurrently_are_all_kept(services: Services) -> None:
+    """Two processes building different languages of one issue must not lose either."""
+    import threading
+
+    from newsletter.pipeline import build_digest
+
+    date = load_sample(services)
+    assert build_digest(services, date, "ko") is not None
+    errors: list[BaseException] = []
+
+    def build(language: str) -> None:
+        try:
+            build_digest(services, date, language)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(lang,)) for lang in ("en", "ja", "de")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    issue = store.get_issue(services.engine, date)
+    assert issue is not None
+    stored = json.loads(issue.content)
+    assert set(stored["reports"]) == {"ko", "en", "ja", "de"}
+    assert set(stored["charts"]) == {"ko", "en", "ja", "de"}
