@@ -107,8 +107,12 @@ def settings_for(url: str, double: str, batch_size: int) -> Any:
     )
 
 
-def prepare(url: str, double: str, readers: int, sets: int) -> None:
-    """The sample issue, computed and rendered, and ``readers`` in ``sets`` category sets."""
+def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None:
+    """The sample issue, computed and rendered, and ``readers`` in ``sets`` category sets.
+
+    Addresses are under ``domain``, unique per measurement, so the double (shared by
+    every measurement) can tell a duplicate from the same reader of another run.
+    """
     import itertools
 
     import sqlalchemy as sa
@@ -131,7 +135,7 @@ def prepare(url: str, double: str, readers: int, sets: int) -> None:
                     sa.insert(table),
                     [
                         {
-                            "email": f"reader{i}@example.com",
+                            "email": f"reader{i}@{domain}",
                             "categories": ",".join(combos[i % len(combos)]),
                             "language": "en",
                             "status": "active",
@@ -171,7 +175,7 @@ def child(url: str, double: str, batch_size: int) -> None:
 
 def measure(kind: str, workdir: Path, double: str, readers: int, sets: int, batch: int) -> Any:
     with database(kind, workdir) as url:
-        prepare(url, double, readers, sets)
+        prepare(url, double, readers, sets, f"{kind}-{batch}.example.com")
         before = double_stats(double)
         out = subprocess.run(
             [sys.executable, "-m", "bench.send", "--child", url, double, str(batch)],

@@ -14,6 +14,7 @@ should cost one batch, not the whole list.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 #: The failure ratio is judged only once this many messages were attempted in the run,
 #: so that one bad address among the first three readers does not stop a send.
 BUDGET_MIN_SAMPLE = 20
+_ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
 
 
 class Progress(Protocol):
@@ -112,18 +114,21 @@ class FailureBudget:
         self.min_sample = min_sample
         self.attempted = 0
         self.failed = 0
+        self.first_reason = ""
 
     def add(self, results: Sequence[SendResult]) -> None:
         self.attempted += len(results)
-        self.failed += sum(r.status == REJECTED for r in results)
+        for result in results:
+            if result.status == REJECTED:
+                self.failed += 1
+                # Server replies often quote the address; the message is logged, so drop it.
+                self.first_reason = self.first_reason or _ADDRESS.sub("<address>", result.error)
         if self.attempted >= self.min_sample and self.failed > self.ratio * self.attempted:
-            reasons = sorted({r.error for r in results if r.status == REJECTED})
             raise FailureBudgetExceeded(
                 f"{self.failed} of {self.attempted} messages were rejected "
                 f"permanently (over NEWSLETTER_SEND_MAX_FAILURE_RATIO={self.ratio:g}); "
-                f"first reason: {reasons[0] if reasons else 'unknown'}; fix the cause and "
-                "run `newsletter send` again: readers not yet mailed are still waiting",
-                recipients=[r.to for r in results if r.status == REJECTED],
+                f"first reason: {self.first_reason or 'none given'}; fix the cause and run "
+                "`newsletter send` again: readers not yet mailed are still waiting",
                 permanent=True,
             )
 

@@ -264,9 +264,12 @@ def test_backend_defaults_for_the_rate() -> None:
 
 def test_the_budget_waits_for_a_sample_then_stops() -> None:
     budget = dispatch.FailureBudget(0.05, min_sample=20)
-    budget.add([SendResult("a@x.org", "rejected", error="550")] * 3)  # 3 of 3, but too few
-    with pytest.raises(FailureBudgetExceeded, match="3 of 20"):
+    bounce = SendResult("dead@x.org", "rejected", error="550 5.1.1 <dead@x.org>: user unknown")
+    budget.add([bounce] * 3)  # 3 of 3, but too few to judge
+    with pytest.raises(FailureBudgetExceeded, match="3 of 20") as caught:
         budget.add([SendResult("b@x.org", "sent")] * 17)
+    assert "550 5.1.1 <<address>>: user unknown" in str(caught.value)
+    assert "dead@x.org" not in str(caught.value)  # the message is logged: no addresses
 
 
 def test_readers_of_a_crashed_run_are_never_mailed_twice(
