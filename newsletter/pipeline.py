@@ -266,7 +266,12 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         papers, {k: tuple(v) for k, v in content["classification"].items()}, svc.taxonomy
     )
     if language not in content.get("reports", {}) or language not in content.get("charts", {}):
-        reports, made = _reports(svc, grouped, language, client)
+        # Only what is missing is computed: reports cost LLM calls, the chart does not.
+        reports, made = (
+            _reports(svc, grouped, language, client)
+            if language not in content.get("reports", {})
+            else ({}, {})
+        )
         chart = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
 
         def add_language(stored: dict[str, Any]) -> None:
