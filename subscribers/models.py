@@ -15,6 +15,8 @@ STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced", "complaine
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 #: Where a change came from, as recorded on every SubscriberEvent.
 SOURCES = ("web", "one-click", "cli", "webhook", "import", "demo")
+#: How often a reader is mailed: every issue, or one weekly digest on their chosen weekday.
+CADENCES = ("daily", "weekly")
 
 
 class Subscriber(SQLModel, table=True):
@@ -26,7 +28,9 @@ class Subscriber(SQLModel, table=True):
     categories: str = ""  # slugs in taxonomy order, comma-joined: groupable in SQL
     language: str = "ko"
     status: str = Field(default="pending", index=True)
-    cadence: str = "daily"
+    cadence: str = "daily"  # one of CADENCES
+    # The weekday (0 = Monday .. 6 = Sunday) a weekly reader is mailed on; unused when daily.
+    weekday: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: dt.datetime = Field(default_factory=utcnow)
     confirmed_at: dt.datetime | None = None
     # Set while a subscribe request waits for its confirmation and carried in the confirm
