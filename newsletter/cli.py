@@ -129,16 +129,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter import store
     from newsletter.delivery import get_backend
     from newsletter.delivery.memory import MemoryBackend
     from newsletter.delivery.progress import terminal_progress
-    from newsletter.pipeline import parse_date, send
+    from newsletter.pipeline import collect, parse_date, resolve_date, send
     from newsletter.service import stop_on_signals
 
     date = parse_date(args.date)
     svc = _services(args)
     # A dry run mails nobody, so it needs no credentials.
     backend = MemoryBackend() if args.dry_run else get_backend(svc.settings)
+    # Prepare what is missing: with no papers stored for the date, collect them first.
+    target = resolve_date(svc, date)
+    if target is None or not store.papers_on(svc.engine, target):
+        for source in collect(svc, date).sources:
+            if source.error:
+                print(f"source failed: {source.url}: {source.error}", file=sys.stderr)
     stop = threading.Event()
     with terminal_progress() as progress, stop_on_signals(stop):
         report = send(

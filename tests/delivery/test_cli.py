@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from newsletter.cli import main
 from newsletter.delivery.progress import terminal_progress
 from newsletter.pipeline import Services
 from tests.delivery.conftest import SECRET, add_readers
+from tests.fakes.feeds import FeedServer
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step
 
 LINE = re.compile(r"^sent: (\d+), skipped: (\d+), failed: (\d+), unknown: (\d+)$")
@@ -121,3 +123,34 @@ def test_the_progress_bar_counts_readers() -> None:
         progress.advance(3)
     with terminal_progress(enabled=False) as nothing:
         assert nothing is None
+
+
+def test_send_collects_what_is_missing_then_sends(
+    settings: Any,
+    sendgrid: SendGridDouble,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An empty database: ``send`` collects the date's feed, prepares the issue, mails it."""
+    with FeedServer() as feeds:
+        feed = feeds.serve_file("/rss/cs.AI", "arxiv/cs.AI-2024-11-22.xml")
+        for key, value in {
+            "DATABASE_URL": settings.database_url,
+            "MAIL_BACKEND": "sendgrid",
+            "SENDGRID_API_KEY": API_KEY,
+            "SENDGRID_HOST": sendgrid.url,
+            "SECRET_KEY": SECRET,
+            "FROM_EMAIL": "news@example.org",
+            "FEEDS": feed,
+            "LANGUAGE": "en",
+        }.items():
+            monkeypatch.setenv(f"NEWSLETTER_{key}", value)
+        svc = Services.build(settings)
+        try:
+            add_readers(svc, 3, (svc.taxonomy.slugs,))
+        finally:
+            svc.engine.dispose()
+        assert send(capsys)[:2] == (0, (3, 0, 0, 0))
+        assert len(feeds.hits("/rss/cs.AI")) == 1
+        assert send(capsys)[:2] == (0, (0, 0, 0, 0))  # papers stored: no second fetch
+        assert len(feeds.hits("/rss/cs.AI")) == 1
