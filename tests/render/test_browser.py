@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/ at the repository root (gitignored; CI keeps t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +13,13 @@ import pytest
 from newsletter.pipeline import DemoResult, demo
 from newsletter.render import render_issue
 from newsletter.settings import load_settings
+from tests.fakes.browser import chromium
 from tests.render.factory import LINKS, taxonomy, view
 from tests.render.test_hostile import HOSTILE, _digest
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTHS = {"mobile": 375, "desktop": 1200}
 #: The top of the issue (header, chart, contents, first category) for docs/ and the README.
 TOP_HEIGHT = {"mobile": 1500, "desktop": 1500}
@@ -36,16 +27,8 @@ TOP_HEIGHT = {"mobile": 1500, "desktop": 1500}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian chromium is missing in CI (.ci/run installs it)")
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ from newsletter import store as paper_store
 from newsletter.pipeline import Services, load_sample
 from newsletter.settings import load_settings
 from subscribers import store as subscriber_store
+from tests.fakes.browser import chromium
 from tests.fakes.webserver import free_port, newsletter_env, run_cli, serve
 from tests.web.conftest import html_of, link_path
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 SAMPLE_DATE = "2024-11-22"
 NEXT_DATE = dt.date(2024, 11, 25)
@@ -40,26 +40,10 @@ READER = "browser.reader@example.com"
 
 @pytest.fixture
 def browser_page() -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 900, "height": 900}, locale="en-US")
         yield context.new_page()
         context.close()
-        browser.close()
 
 
 def _mails(outbox: Path) -> dict[Path, EmailMessage]:
