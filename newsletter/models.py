@@ -80,6 +80,8 @@ class Digest:
     chart_png: bytes
     made_with: str
     paper_count: int
+    #: Set for a weekly digest: the first day it covers (``date`` is the last).
+    period_start: dt.date | None = None
 
     def section(self, slug: str) -> CategorySection | None:
         return next((s for s in self.sections if s.slug == slug), None)

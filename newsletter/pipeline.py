@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from newsletter import classify, ledger, llm, store, summarize
+from newsletter import classify, ledger, llm, store, summarize, weekly
 from newsletter.categories import Taxonomy, load_taxonomy
 from newsletter.db import init_schema, make_engine, utcnow
 from newsletter.delivery import dispatch
@@ -313,6 +313,88 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     )
 
 
+def build_weekly_digest(svc: Services, date: dt.date, language: str | None = None) -> Digest | None:
+    """The weekly digest sent on ``date``: the papers announced in the seven days ending
+    on ``date``, in ``language``; None when none were.
+
+    Each day's stored classification is reused (the others are classified now), and
+    the week's classification, reports and chart are stored under ``"weekly"`` in the
+    issue of ``date``, so a re-run of the date costs nothing.
+    """
+    language = language or svc.settings.language
+    start = weekly.period_start(date)
+    days = [start + dt.timedelta(days=n) for n in range(weekly.WEEK)]
+    by_id: dict[str, Paper] = {}
+    for day in days:
+        by_id.update((p.arxiv_id, p) for p in store.papers_on(svc.engine, day))
+    papers = list(by_id.values())
+    if not papers:
+        return None
+    issue = store.ensure_issue(svc.engine, date)
+    assert issue.id is not None
+    week: dict[str, Any] = json.loads(issue.content or "{}").get("weekly", {})
+    client = llm.client_for(svc.settings, svc.engine, date)
+    if "classification" not in week:
+        known, missing = _stored_classifications(svc, days, by_id)
+        classification, made = (
+            _classify(svc, missing, client)
+            if missing
+            else ({}, {"models": [], "rules": 0, "papers": 0})
+        )
+        known.update((k, list(v)) for k, v in classification.items())
+
+        def add_classification(stored: dict[str, Any]) -> None:
+            mine = stored.setdefault("weekly", {})
+            if "classification" not in mine:  # another process got there first: keep theirs
+                mine["classification"] = known
+                mine["made"] = {"llm": svc.settings.llm_model, "classification": made}
+                mine["made"]["reports"] = {}
+
+        week = store.update_content(svc.engine, issue.id, add_classification)["weekly"]
+    grouped = classify.group(
+        papers, {k: tuple(v) for k, v in week["classification"].items()}, svc.taxonomy
+    )
+    if language not in week.get("reports", {}) or language not in week.get("charts", {}):
+        reports, made = _reports(svc, grouped, language, client)
+        chart = base64.b64encode(_chart(svc, grouped, language)).decode("ascii")
+
+        def add_language(stored: dict[str, Any]) -> None:
+            mine = stored["weekly"]
+            if language not in mine.setdefault("reports", {}):
+                mine["reports"][language] = reports
+                mine["made"]["reports"][language] = made
+            mine.setdefault("charts", {}).setdefault(language, chart)
+
+        week = store.update_content(svc.engine, issue.id, add_language)["weekly"]
+    reports = week["reports"][language]
+    return Digest(
+        date=date,
+        language=language,
+        sections=tuple(
+            CategorySection(slug, members, store.report_from_json(reports[slug]))
+            for slug, members in grouped.items()
+            if slug in reports
+        ),
+        chart_png=base64.b64decode(week["charts"][language]),
+        made_with=made_with(week, language),
+        paper_count=len(papers),
+        period_start=start,
+    )
+
+
+def _stored_classifications(
+    svc: Services, days: Sequence[dt.date], papers: dict[str, Paper]
+) -> tuple[dict[str, list[str]], list[Paper]]:
+    """The week's papers' categories as their days' issues stored them, and the papers
+    no stored classification covers."""
+    known: dict[str, list[str]] = {}
+    for day in days:
+        issue = store.get_issue(svc.engine, day)
+        stored = json.loads(issue.content or "{}").get("classification", {}) if issue else {}
+        known.update((k, v) for k, v in stored.items() if k in papers)
+    return known, [p for k, p in papers.items() if k not in known]
+
+
 def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssue:
     """The rendering for ``view``; with chart_mode "hosted" the chart is the archive's PNG
     (in the digest's language: the archive takes ``?lang=`` for a non-default one)."""
@@ -320,7 +402,8 @@ def render_view(svc: Services, digest: Digest, view: ReaderView) -> RenderedIssu
 
     archive = svc.archive_url(digest.date)
     chart_url = ""
-    if svc.settings.chart_mode == "hosted":
+    # The archive serves each day's chart only: a weekly digest keeps its chart inline.
+    if svc.settings.chart_mode == "hosted" and digest.period_start is None:
         chart_url = f"{archive}/chart.png"
         if digest.language != svc.settings.language:
             chart_url += f"?lang={quote(digest.language)}"
@@ -418,7 +501,8 @@ def _empty_day(
     assert issue is not None and issue.id is not None
     by_language: dict[str, list[subscriber_store.Recipient]] = {}
     for reader in subscriber_store.active_recipients(svc.engine):
-        by_language.setdefault(reader.language, []).append(reader)
+        if reader.cadence == "daily":  # a weekly reader's digest comes on an announcement day
+            by_language.setdefault(reader.language, []).append(reader)
     report.groups = len(by_language)
     with backend:
         for language, readers in by_language.items():
@@ -485,6 +569,7 @@ def send(
         store.update_issue(svc.engine, issue.id, status=advance(issue.status, "sending"))
     retry = ("deferred", "unknown") if resend_unknown else ("deferred",)
     digests: dict[str, Digest] = {base_digest.language: base_digest}
+    weekly_digests: dict[str, Digest] = {}
 
     def rendering(view: ReaderView) -> RenderedIssue:
         if view.language not in digests:
@@ -493,16 +578,24 @@ def send(
             digests[view.language] = digest
         return render_view(svc, digests[view.language], view)
 
+    def weekly_rendering(view: ReaderView) -> RenderedIssue:
+        if view.language not in weekly_digests:
+            digest = build_weekly_digest(svc, date, view.language)
+            assert digest is not None
+            weekly_digests[view.language] = digest
+        return render_view(svc, weekly_digests[view.language], view)
+
     if dry_run:
-        groups = _reader_groups(svc, base_digest, issue.id, retry, report)
-        for view, readers in groups.items():
-            rendering(view)
-            report.sent += len(readers)
+        daily, weeklies = _reader_groups(svc, base_digest, issue.id, retry, report)
+        for render, groups in ((rendering, daily), (weekly_rendering, weeklies)):
+            for view, readers in groups.items():
+                render(view)
+                report.sent += len(readers)
         return report
 
     with ledger.SendRun(svc.engine, issue.id) as run:
         ledger.mark_stale_unknown(svc.engine, issue.id, run)
-        groups = _reader_groups(svc, base_digest, issue.id, retry, report)
+        daily, weeklies = _reader_groups(svc, base_digest, issue.id, retry, report)
         dispatcher = dispatch.Dispatcher(
             svc.engine,
             issue.id,
@@ -516,11 +609,13 @@ def send(
             should_stop=should_stop,
         )
         if progress:
-            progress.start(sum(len(readers) for readers in groups.values()))
+            progress.start(sum(len(r) for g in (daily, weeklies) for r in g.values()))
+        jobs = [(rendering, view, readers) for view, readers in daily.items()]
+        jobs += [(weekly_rendering, view, readers) for view, readers in weeklies.items()]
         try:
             with backend:
-                for view, readers in groups.items():
-                    if not dispatcher.send(rendering(view), view.categories, readers):
+                for render, view, readers in jobs:
+                    if not dispatcher.send(render(view), view.categories, readers):
                         report.stopped = True
                         break
         except DeliveryError as exc:
@@ -551,24 +646,33 @@ def send(
     return report
 
 
+Groups = dict[ReaderView, list[tuple[int, str]]]
+
+
 def _reader_groups(
     svc: Services,
     digest: Digest,
     issue_id: int,
     retry: Sequence[str],
     report: SendReport,
-) -> dict[ReaderView, list[tuple[int, str]]]:
-    """Active readers still to mail, grouped by what they get: (categories, language).
+) -> tuple[Groups, Groups]:
+    """Active readers still to mail, grouped by what they get: (categories, language);
+    daily readers for the issue of ``digest``, then weekly readers due on its date for
+    the weekly digest (see ``newsletter.weekly``).
 
-    Counts the skipped (suppressed, or no paper in their categories) and those the
-    ledger already settled for this issue into ``report``.
+    Counts the skipped (suppressed, no paper in their categories, weekly readers not
+    due today) and those the ledger already settled for this issue into ``report``.
     """
     settled = ledger.settled_ids(svc.engine, issue_id, retry)
     available = set(digest.slugs)
     views: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
-    groups: dict[ReaderView, list[tuple[int, str]]] = {}
+    groups: Groups = {}
+    weekly_readers: list[subscriber_store.Recipient] = []
     no_paper = 0
     for reader in subscriber_store.active_recipients(svc.engine):
+        if reader.cadence == "weekly":
+            weekly_readers.append(reader)
+            continue
         key = (reader.categories, reader.language)
         if key not in views:
             chosen = tuple(s for s in reader.categories if s in available)
@@ -582,9 +686,49 @@ def _reader_groups(
             groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
     if no_paper:
         log.info("%d readers have no paper in their categories on %s", no_paper, digest.date)
-    report.skipped = no_paper + _not_mailable(svc.engine)
-    report.groups = len(groups)
-    return groups
+    weekly_groups, weekly_skipped = _weekly_groups(
+        svc, digest.date, weekly_readers, settled, report
+    )
+    report.skipped = no_paper + weekly_skipped + _not_mailable(svc.engine)
+    report.groups = len(groups) + len(weekly_groups)
+    return groups, weekly_groups
+
+
+def _weekly_groups(
+    svc: Services,
+    date: dt.date,
+    readers: Sequence[subscriber_store.Recipient],
+    settled: set[int],
+    report: SendReport,
+) -> tuple[Groups, int]:
+    """Weekly readers due on ``date``, grouped by their view of the week's digest, and
+    how many were skipped (not their day, or no paper this week in their categories)."""
+    last = weekly.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
+    due: list[subscriber_store.Recipient] = []
+    not_today = 0
+    for reader in readers:
+        if reader.subscriber_id in settled:
+            report.already += 1
+        elif weekly.is_due(date, reader.weekday, last.get(reader.subscriber_id)):
+            due.append(reader)
+        else:
+            not_today += 1
+    if not_today:
+        log.info("%d weekly readers are not due on %s (not their day)", not_today, date)
+    week = build_weekly_digest(svc, date) if due else None
+    if week is None:
+        return {}, not_today
+    available = set(week.slugs)
+    groups: Groups = {}
+    no_paper = 0
+    for reader in due:
+        chosen = tuple(s for s in reader.categories if s in available)
+        if not chosen:
+            no_paper += 1
+            continue
+        view = ReaderView(svc.taxonomy.order(chosen), reader.language)
+        groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
+    return groups, not_today + no_paper
 
 
 def _not_mailable(engine: Engine) -> int:

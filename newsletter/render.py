@@ -87,12 +87,26 @@ def _env() -> jinja2.Environment:
 
 
 def chart_content_id(digest: Digest) -> str:
-    return f"chart-{digest.date.isoformat()}@daily-ai-insights"
+    kind = "weekly-" if digest.period_start else ""
+    return f"chart-{kind}{digest.date.isoformat()}@daily-ai-insights"
 
 
 def subject_line(digest: Digest, view: ReaderView) -> str:
     count = _paper_count(digest, view)
-    return i18n.texts(view.language)["subject"].format(date=digest.date.isoformat(), count=count)
+    t = i18n.texts(view.language)
+    if digest.period_start is not None:
+        return t["weekly_subject"].format(
+            start=digest.period_start.isoformat(), date=digest.date.isoformat(), count=count
+        )
+    return t["subject"].format(date=digest.date.isoformat(), count=count)
+
+
+def _long_date(digest: Digest, language: str) -> str:
+    """The issue's date, or a weekly digest's first and last day."""
+    last = i18n.long_date(digest.date, language)
+    if digest.period_start is None:
+        return last
+    return f"{i18n.long_date(digest.period_start, language)} – {last}"
 
 
 def _paper_count(digest: Digest, view: ReaderView) -> int:
@@ -242,9 +256,11 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
         "t": t,
         "language": language,
         "subject": subject_line(digest, view),
-        "preheader": t["preheader"].format(count=count, top=top),
+        "preheader": t["weekly_preheader" if digest.period_start else "preheader"].format(
+            count=count, top=top
+        ),
         "preheader_filler": PREHEADER_FILLER,
-        "long_date": i18n.long_date(digest.date, language),
+        "long_date": _long_date(digest, language),
         "summary": (
             f"{i18n.new_paper_count(count, language)} · "
             f"{i18n.category_count(len(sections), language)}"

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, utcnow
 from newsletter.errors import InvalidInputError
-from subscribers.models import STATUSES, SUPPRESSED, Subscriber, SubscriberEvent
+from subscribers.models import CADENCES, STATUSES, SUPPRESSED, Subscriber, SubscriberEvent
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,32 @@ def normalize_email(raw: str) -> str:
     return info.normalized.lower()
 
 
+#: Weekday names as the CLI takes and ``--json`` shows them; the index is the stored number.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_weekday(text: str) -> int:
+    """0 (Monday) .. 6 (Sunday) from ``mon``, ``Monday`` or ``0``, or a clear error."""
+    word = text.strip().lower()
+    if word.isdigit() and int(word) < len(WEEKDAYS):
+        return int(word)
+    for number, name in enumerate(_DAY_NAMES):
+        if len(word) >= 3 and name.startswith(word):
+            return number
+    raise InvalidInputError(
+        f"unknown weekday {text!r}; use one of {', '.join(WEEKDAYS)} (or 0 = Monday .. 6 = Sunday)"
+    )
+
+
+def check_cadence(cadence: str, weekday: int) -> None:
+    """Refuse a cadence or weekday the sender would not understand."""
+    if cadence not in CADENCES:
+        raise InvalidInputError(f"unknown cadence {cadence!r}; use one of {', '.join(CADENCES)}")
+    if not 0 <= weekday < len(WEEKDAYS):
+        raise InvalidInputError(f"weekday must be 0 (Monday) .. 6 (Sunday), not {weekday}")
+
+
 @dataclass(frozen=True)
 class SubscriberInfo:
     id: int
@@ -49,6 +75,8 @@ class SubscriberInfo:
     status: str
     categories: tuple[str, ...]
     language: str
+    cadence: str = "daily"
+    weekday: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -56,12 +84,22 @@ class SubscriberInfo:
             "status": self.status,
             "categories": list(self.categories),
             "language": self.language,
+            "cadence": self.cadence,
+            "weekday": WEEKDAYS[self.weekday],
         }
 
 
 def _info(row: Subscriber) -> SubscriberInfo:
     assert row.id is not None
-    return SubscriberInfo(row.id, row.email, row.status, row.category_list, row.language)
+    return SubscriberInfo(
+        row.id,
+        row.email,
+        row.status,
+        row.category_list,
+        row.language,
+        row.cadence,
+        row.weekday,
+    )
 
 
 def _record(session: Session, row: Subscriber, kind: str, detail: str, source: str) -> None:
@@ -105,45 +143,69 @@ def add_active(
     language: str = "ko",
     *,
     source: str = "cli",
+    cadence: str | None = None,
+    weekday: int | None = None,
 ) -> SubscriberInfo:
     """Add or update a reader the operator vouches for, active at once.
 
     An unsubscribed, bounced or complained address is left exactly as it is
     (check the returned status): the reader's "no" outranks the operator and any
-    CSV file; only the reader can subscribe again.
+    CSV file; only the reader can subscribe again. ``cadence`` and ``weekday``
+    left None keep a known reader's choice (daily, Monday for a new one).
     """
     address = normalize_email(email)
     slugs = taxonomy.validate(categories) if categories is not None else taxonomy.slugs
+    check_cadence(cadence or "daily", 0 if weekday is None else weekday)
     with session_scope(engine) as session:
         row = _find(session, address)
         if row is not None and row.status in SUPPRESSED:
             return _info(row)
         if row is None:
             row = Subscriber(
-                email=address, status="pending", categories=",".join(slugs), language=language
+                email=address,
+                status="pending",
+                categories=",".join(slugs),
+                language=language,
+                cadence=cadence or "daily",
+                weekday=weekday or 0,
             )
             session.add(row)
             session.flush()
         else:
-            _change_preferences(session, row, slugs, language, source)
+            _change_preferences(session, row, slugs, language, source, cadence, weekday)
         _set_status(session, row, "active", source)
         return _info(row)
 
 
 def _change_preferences(
-    session: Session, row: Subscriber, slugs: tuple[str, ...], language: str, source: str
+    session: Session,
+    row: Subscriber,
+    slugs: tuple[str, ...],
+    language: str,
+    source: str,
+    cadence: str | None = None,
+    weekday: int | None = None,
 ) -> bool:
-    """Store new categories and language, recording what changed; False if nothing did."""
+    """Store new categories, language and (unless None) cadence and weekday, recording
+    what changed; False if nothing did."""
     categories = ",".join(slugs)
+    cadence = cadence or row.cadence
+    weekday = row.weekday if weekday is None else weekday
     changes = []
     if row.categories != categories:
         changes.append(f"categories: {row.categories or '-'} -> {categories or '-'}")
     if row.language != language:
         changes.append(f"language: {row.language} -> {language}")
+    if row.cadence != cadence:
+        changes.append(f"cadence: {row.cadence} -> {cadence}")
+    if row.weekday != weekday:
+        changes.append(f"weekday: {WEEKDAYS[row.weekday]} -> {WEEKDAYS[weekday]}")
     if not changes:
         return False
     row.categories = categories
     row.language = language
+    row.cadence = cadence
+    row.weekday = weekday
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
@@ -306,14 +368,18 @@ def update_preferences(
     language: str,
     *,
     source: str = "web",
+    cadence: str | None = None,
+    weekday: int | None = None,
 ) -> SubscriberInfo:
-    """Change an active or paused reader's categories and language."""
+    """Change an active or paused reader's categories, language and (unless None)
+    cadence and weekday."""
     slugs = taxonomy.validate(categories)
     if not slugs:
         raise InvalidInputError("choose at least one category, or unsubscribe")
+    check_cadence(cadence or "daily", 0 if weekday is None else weekday)
     with session_scope(engine) as session:
         row = _get_mailable(session, subscriber_id)
-        _change_preferences(session, row, slugs, language, source)
+        _change_preferences(session, row, slugs, language, source, cadence, weekday)
         return _info(row)
 
 
@@ -426,17 +492,28 @@ class Recipient:
     email: str
     categories: tuple[str, ...]
     language: str
+    cadence: str = "daily"
+    weekday: int = 0
 
 
 def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:
     """Every active reader, streamed with Core (no ORM objects) for large lists."""
     table = Subscriber.__table__  # type: ignore[attr-defined]
     query = (
-        sa.select(table.c.id, table.c.email, table.c.categories, table.c.language)
+        sa.select(
+            table.c.id,
+            table.c.email,
+            table.c.categories,
+            table.c.language,
+            table.c.cadence,
+            table.c.weekday,
+        )
         .where(table.c.status == "active")
         .order_by(table.c.id)
     )
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=batch).execute(query)
-        for sid, email, cats, language in result:
-            yield Recipient(sid, email, tuple(s for s in cats.split(",") if s), language)
+        for sid, email, cats, language, cadence, weekday in result:
+            yield Recipient(
+                sid, email, tuple(s for s in cats.split(",") if s), language, cadence, weekday
+            )
