@@ -278,14 +278,22 @@ def cmd_categories(args: argparse.Namespace) -> int:
 
 
 def cmd_sub_add(args: argparse.Namespace) -> int:
-    from subscribers.store import add_active
+    from subscribers.store import WEEKDAYS, add_active, parse_weekday
 
     svc = _services(args)
     cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
+    weekday = parse_weekday(args.weekday) if args.weekday is not None else None
     info = add_active(
-        svc.engine, svc.taxonomy, args.email, cats, args.language or svc.settings.language
+        svc.engine,
+        svc.taxonomy,
+        args.email,
+        cats,
+        args.language or svc.settings.language,
+        cadence=args.cadence,
+        weekday=weekday,
     )
-    print(f"{info.status}: {info.email} ({', '.join(info.categories)}; {info.language})")
+    when = f"weekly on {WEEKDAYS[info.weekday]}" if info.cadence == "weekly" else info.cadence
+    print(f"{info.status}: {info.email} ({', '.join(info.categories)}; {info.language}; {when})")
     if info.status != "active":
         print("the reader said no or the address is dead: only they can subscribe again")
     return 0
@@ -452,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--categories", help="comma-separated slugs (default: all)")
     p.add_argument("--language", help="report language (default: NEWSLETTER_LANGUAGE)")
+    p.add_argument(
+        "--cadence",
+        choices=("daily", "weekly"),
+        help="every issue, or one weekly digest (default: daily; a known reader keeps theirs)",
+    )
+    p.add_argument("--weekday", help="a weekly reader's day: mon .. sun (default: mon)")
     p = sub_command("list", cmd_sub_list, "list readers")
     p.add_argument("--status", help="only this status (active, pending, unsubscribed, ...)")
     p.add_argument("--json", action="store_true", help="print JSON")
