@@ -39,7 +39,7 @@ from subscribers import archive, webhooks
 from subscribers.csrf import FIELD, Csrf, CsrfError
 from subscribers.http_guard import BodyGuard, SecurityHeaders
 from subscribers.mails import MailKind, link_batch, render_link_mail
-from subscribers.models import SUPPRESSED
+from subscribers.models import CADENCES, SUPPRESSED
 from subscribers.ratelimit import SubscribeLimits
 from subscribers.store import (
     SubscriberInfo,
@@ -494,7 +494,20 @@ def _manage_page(
             svc.taxonomy, lang, info.categories if checked is None else checked
         ),
         language_options=_language_choices(info.language),
+        cadence=info.cadence,
+        weekday=info.weekday,
     )
+
+
+def _cadence_choice(form: FormData) -> tuple[str | None, int | None] | None:
+    """(cadence, weekday) from the manage form, (None, None) when the form has no such
+    fields (the reader's choice stays), or None when they are not ones we offer."""
+    cadence, weekday = _field(form, "cadence"), _field(form, "weekday")
+    if not cadence and not weekday:
+        return None, None
+    if cadence not in CADENCES or weekday not in {str(n) for n in range(7)}:
+        return None
+    return cadence, int(weekday)
 
 
 @router.get("/manage/{token}", response_class=HTMLResponse)
@@ -524,11 +537,17 @@ def manage_submit(request: Request, token: str, form: ParsedForm) -> Response:
     if action == "resume":
         return _manage_page(request, resume(svc.engine, info.id), lang, notice=t["resumed"])
     categories, language, errors = _validate_choices(svc.taxonomy, form, t, "no_categories_manage")
-    if errors:
+    when = _cadence_choice(form)
+    if when is None:
+        errors.append(t["unknown_cadence"])
+    if errors or when is None:
         return _manage_page(
             request, info, lang, status=400, errors=errors, checked=_fields(form, "categories")
         )
-    updated = update_preferences(svc.engine, svc.taxonomy, info.id, categories, language)
+    cadence, weekday = when
+    updated = update_preferences(
+        svc.engine, svc.taxonomy, info.id, categories, language, cadence=cadence, weekday=weekday
+    )
     lang = _language(request, chosen=language)
     return _manage_page(request, updated, lang, notice=web_texts(lang)["saved"])
 

@@ -22,6 +22,11 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "email_label": "E-mail address",
         "categories_label": "Categories",
         "language_label": "Language of the reports",
+        "cadence_label": "How often",
+        "cadence_daily": "Every issue (each announcement day)",
+        "cadence_weekly": "One weekly digest of the week's papers, on",
+        "weekday_names": "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday",
+        "unknown_cadence": "Choose daily or weekly, and a day of the week.",
         "subscribe_button": "Subscribe",
         "subscribe_note": (
             "We use your address only to send this newsletter. We first send a "
@@ -136,6 +141,11 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "email_label": "이메일 주소",
         "categories_label": "구독 분야",
         "language_label": "보고서 언어",
+        "cadence_label": "받는 주기",
+        "cadence_daily": "매 호 (발표일마다)",
+        "cadence_weekly": "한 주의 논문을 모은 주간 다이제스트, 요일:",
+        "weekday_names": "월요일,화요일,수요일,목요일,금요일,토요일,일요일",
+        "unknown_cadence": "매일 또는 매주와 요일을 선택하세요.",
         "subscribe_button": "구독하기",
         "subscribe_note": (
             "주소는 이 뉴스레터 발송에만 사용합니다. 먼저 확인 메일을 보내 드리며, "
