@@ -166,3 +166,47 @@ def test_weekly_reader_gets_no_empty_day_note(services: Services) -> None:
     backend = MemoryBackend()
     send(Services(settings, services.engine, services.taxonomy, services.signer), saturday, backend)
     assert [m["To"] for m in backend.outbox] == ["daily@example.com"]
+
+
+def test_weekly_digest_reuses_each_days_classification(services: Services) -> None:
+    """A day's stored classification is what the week uses; a day without one is classified."""
+    from newsletter.pipeline import build_digest, build_weekly_digest
+
+    ids = {day(n): add_papers(services, day(n)) for n in range(5)}
+    assert build_digest(services, MONDAY) is not None
+    monday = store.get_issue(services.engine, MONDAY)
+    assert monday is not None and monday.id is not None
+    # The operator's (or a model's) word for Monday: its security paper is about vision too.
+    security = ids[MONDAY][1]
+    store.update_content(
+        services.engine,
+        monday.id,
+        lambda content: content["classification"].update({security: ["computer-vision"]}),
+    )
+    week = build_weekly_digest(services, day(4), "en")
+    assert week is not None and week.period_start == day(-2) and week.paper_count == 10
+    vision = week.section("computer-vision")
+    assert vision is not None
+    assert {p.arxiv_id for p in vision.papers} == {v for v, _ in ids.values()} | {security}
+    assert store.get_issue(services.engine, day(2)) is None  # no day issue made for the week
+    again = build_weekly_digest(services, day(4), "en")
+    assert again == week
+
+
+def test_weekly_rendering_says_weekly_and_keeps_its_chart_inline(services: Services) -> None:
+    from newsletter.models import ReaderView
+    from newsletter.pipeline import build_weekly_digest, render_view
+
+    add_papers(services, MONDAY)
+    hosted = Services(
+        services.settings.model_copy(update={"chart_mode": "hosted"}),
+        services.engine,
+        services.taxonomy,
+        services.signer,
+    )
+    week = build_weekly_digest(hosted, MONDAY, "ko")
+    assert week is not None
+    rendered = render_view(hosted, week, ReaderView(("computer-vision",), "ko"))
+    assert rendered.subject == "Daily AI Insights 주간 2024-11-12~2024-11-18: 새 논문 1편"
+    assert "주간 다이제스트" in rendered.html
+    assert [i.content_id for i in rendered.images] == ["chart-weekly-2024-11-18@daily-ai-insights"]
