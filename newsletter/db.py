@@ -74,7 +74,7 @@ class DeliveryRow(SQLModel, table=True):
     error: str = ""
     updated_at: dt.datetime = Field(default_factory=utcnow)
     # The send run that claimed the row (``send_runs``), so a crashed run's rows can be told apart.
-    run_id: str = Field(default="", max_length=32, index=True)
+    run_id: str = Field(default="", max_length=32)
     delivered_at: dt.datetime | None = None  # from the provider's events
     opened_at: dt.datetime | None = None
 

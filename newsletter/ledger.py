@@ -58,6 +58,10 @@ class SendRun:
         self.engine = engine
         self.issue_id = issue_id
         self.id = secrets.token_hex(8)
+        #: subscriber id -> ledger row id of rows claimed and not yet recorded, so the
+        #: answer is written by primary key (the planner has no stats while a send fills
+        #: the table, and would scan every row of the issue for each batch).
+        self.rows: dict[int, int] = {}
         self._lease: Connection | None = None
 
     def __enter__(self) -> SendRun:
@@ -208,7 +212,9 @@ def claim(
         rest = [sid for sid, _ in readers if sid not in owned]
         if retry_statuses and rest:
             owned.update(_claim_retries(conn, issue_id, rest, retry_statuses, run_id, now))
-    return owned
+    if run is not None:
+        run.rows.update(owned)
+    return set(owned)
 
 
 def _insert_claims(
@@ -217,7 +223,7 @@ def _insert_claims(
     readers: Sequence[tuple[int, str]],
     run_id: str,
     now: dt.datetime,
-) -> set[int]:
+) -> dict[int, int]:
     """INSERT the claims, skipping readers already in the ledger; returns the new ones.
 
     On PostgreSQL the ids travel as two arrays (``unnest``): a thousand rows of eight
@@ -252,11 +258,13 @@ def _insert_claims(
             postgresql.insert(DELIVERIES)
             .from_select(columns, source)
             .on_conflict_do_nothing()
-            .returning(DELIVERIES.c.subscriber_id)
+            .returning(DELIVERIES.c.subscriber_id, DELIVERIES.c.id)
         )
-        return {row[0] for row in conn.execute(statement)}
+        return {sid: row_id for sid, row_id in conn.execute(statement)}
     inserted = conn.execute(
-        insert_ignore(conn.engine, DELIVERIES).returning(DELIVERIES.c.subscriber_id),
+        insert_ignore(conn.engine, DELIVERIES).returning(
+            DELIVERIES.c.subscriber_id, DELIVERIES.c.id
+        ),
         [
             {
                 "issue_id": issue_id,
@@ -271,7 +279,7 @@ def _insert_claims(
             for sid, cats in readers
         ],
     ).all()
-    return {row[0] for row in inserted}
+    return {sid: row_id for sid, row_id in inserted}
 
 
 def _one_of(conn: Connection, column: sa.ColumnElement[int], ids: Sequence[int]) -> Any:
@@ -288,7 +296,7 @@ def _claim_retries(
     retry_statuses: Sequence[str],
     run_id: str,
     now: dt.datetime,
-) -> set[int]:
+) -> dict[int, int]:
     """Take rows in a retryable status; rows another process is taking are skipped."""
     where = (
         DELIVERIES.c.issue_id == issue_id,
@@ -302,14 +310,14 @@ def _claim_retries(
         )
     ]
     if not locked:
-        return set()
+        return {}
     retried = conn.execute(
         sa.update(DELIVERIES)
         .where(_one_of(conn, DELIVERIES.c.id, locked), *where)
         .values(status="sending", run_id=run_id, error="", updated_at=now)
-        .returning(DELIVERIES.c.subscriber_id)
+        .returning(DELIVERIES.c.subscriber_id, DELIVERIES.c.id)
     ).all()
-    return {row[0] for row in retried}
+    return {sid: row_id for sid, row_id in retried}
 
 
 def record(
@@ -326,36 +334,37 @@ def record(
     if not outcomes:
         return
     now = utcnow()
+    # By row id when this run claimed the rows, else by (issue, subscriber).
+    if run is not None and all(sid in run.rows for sid, _ in outcomes):
+        key_column: sa.ColumnElement[int] = DELIVERIES.c.id
+        keys = [run.rows[sid] for sid, _ in outcomes]
+        where: list[Any] = [DELIVERIES.c.run_id == run.id]
+    else:
+        key_column = DELIVERIES.c.subscriber_id
+        keys = [sid for sid, _ in outcomes]
+        where = [DELIVERIES.c.issue_id == issue_id]
+        if run is not None:
+            where.append(DELIVERIES.c.run_id == run.id)
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for sid, result in outcomes:
-        key = (RESULT_STATUS[result.status], result.message_id, result.error[:500])
-        groups[key].append(sid)
-    owner = [DELIVERIES.c.run_id == run.id] if run else []
+    for key, (_, result) in zip(keys, outcomes, strict=True):
+        groups[(RESULT_STATUS[result.status], result.message_id, result.error[:500])].append(key)
     singles = []
     with engine.begin() as conn:
         for (status, message_id, error), ids in groups.items():
             if len(ids) == 1:
                 singles.append(
-                    {"b_sid": ids[0], "b_status": status, "b_mid": message_id, "b_error": error}
+                    {"b_key": ids[0], "b_status": status, "b_mid": message_id, "b_error": error}
                 )
                 continue
             conn.execute(
                 sa.update(DELIVERIES)
-                .where(
-                    DELIVERIES.c.issue_id == issue_id,
-                    _one_of(conn, DELIVERIES.c.subscriber_id, ids),
-                    *owner,
-                )
+                .where(_one_of(conn, key_column, ids), *where)
                 .values(status=status, message_id=message_id, error=error, updated_at=now)
             )
         if singles:
             conn.execute(
                 sa.update(DELIVERIES)
-                .where(
-                    DELIVERIES.c.issue_id == issue_id,
-                    DELIVERIES.c.subscriber_id == sa.bindparam("b_sid"),
-                    *owner,
-                )
+                .where(key_column == sa.bindparam("b_key"), *where)
                 .values(
                     status=sa.bindparam("b_status"),
                     message_id=sa.bindparam("b_mid"),
@@ -364,6 +373,9 @@ def record(
                 ),
                 singles,
             )
+    if run is not None:
+        for sid, _ in outcomes:
+            run.rows.pop(sid, None)
 
 
 def settled_ids(engine: Engine, issue_id: int, retry_statuses: Sequence[str]) -> set[int]:
