@@ -273,3 +273,16 @@ def test_events_for_strangers_are_ignored(
     stranger["email"] = "nobody@example.net"
     answer = post(client, signer, [stranger])
     assert answer.json() == {"applied": 0, "duplicates": 0, "ignored": 1}
+
+
+def test_the_web_app_mounts_the_webhook(
+    signer: Signer, app_services: Services, sent: tuple[int, list[int]]
+) -> None:
+    from newsletter.delivery.memory import MemoryBackend
+    from subscribers.web import create_app
+
+    issue, (a, _, _) = sent
+    with TestClient(create_app(app_services, MemoryBackend())) as web:
+        answer = post(web, signer, [event("spamreport", a, issue, 1)])
+    assert answer.status_code == 200 and answer.json()["applied"] == 1
+    assert status_of(app_services, a) == "complained"
