@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,6 @@ from subscribers import store as subscriber_store
 from subscribers.tokens import Signer, reader_links
 
 log = logging.getLogger(__name__)
-
-#: Readers claimed and mailed per ledger transaction.
-SEND_CHUNK = 500
 
 
 @dataclass
@@ -465,11 +463,6 @@ class SendReport:
         )
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _list_headers(links: dict[str, str]) -> dict[str, str]:
     return {
         "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
@@ -499,37 +492,102 @@ def _empty_day(
     log.info("%s: mailing the no-new-papers note (NEWSLETTER_EMPTY_DAY=note)", why)
     issue = store.get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
-    by_language: dict[str, list[subscriber_store.Recipient]] = {}
+    issue_id = issue.id
+    by_language: dict[str, list[tuple[int, str]]] = {}
     for reader in subscriber_store.active_recipients(svc.engine):
         if reader.cadence == "daily":  # a weekly reader's digest comes on an announcement day
-            by_language.setdefault(reader.language, []).append(reader)
+            by_language.setdefault(reader.language, []).append((reader.subscriber_id, reader.email))
     report.groups = len(by_language)
-    with backend:
-        for language, readers in by_language.items():
-            rendered = render_empty_day(date, language)
-            for chunk in _chunks(readers, SEND_CHUNK):
-                if report.dry_run:
-                    report.sent += len(chunk)
-                    continue
-                owned = ledger.claim(svc.engine, issue.id, [(r.subscriber_id, "") for r in chunk])
-                report.already += len(chunk) - len(owned)
-                mine = [r for r in chunk if r.subscriber_id in owned]
-                if not mine:
-                    continue
-                envelopes = []
-                for r in mine:
-                    links = reader_links(svc.signer, svc.settings.base_url, r.subscriber_id)
-                    envelopes.append(Envelope(r.email, links, _list_headers(links)))
-                results = backend.send(MessageBatch(rendered, tuple(envelopes)))
-                ledger.record(
-                    svc.engine,
-                    issue.id,
-                    [(r.subscriber_id, res) for r, res in zip(mine, results, strict=True)],
-                )
-                report.sent += sum(res.status == "sent" for res in results)
-                report.deferred += sum(res.status == "deferred" for res in results)
-                report.failed += sum(res.status not in ("sent", "deferred") for res in results)
+    if report.dry_run:
+        report.sent = sum(len(readers) for readers in by_language.values())
+        return report
+
+    def jobs() -> list[MailJob]:
+        return [
+            (functools.partial(render_empty_day, date, language), (), readers)
+            for language, readers in by_language.items()
+        ]
+
+    _mail(svc, issue_id, backend, report, jobs, retry=("deferred",))
+    _settle(svc, issue_id, date, report, mark_sent=False)
     return report
+
+
+#: What one rendering goes to: (render it, its categories, its readers as (id, address)).
+MailJob = tuple[Callable[[], RenderedIssue], tuple[str, ...], list[tuple[int, str]]]
+
+
+def _mail(
+    svc: Services,
+    issue_id: int,
+    backend: MailBackend,
+    report: SendReport,
+    jobs: Callable[[], list[MailJob]],
+    *,
+    retry: Sequence[str],
+    progress: dispatch.Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Claim, send and record every job's readers inside one registered send run.
+
+    The run lets a later run tell this one's unanswered rows from a live sender's
+    (``unknown`` after a crash). ``jobs`` is called after stale rows are marked, so the
+    readers it lists reflect the ledger as it now stands.
+    """
+    with ledger.SendRun(svc.engine, issue_id) as run:
+        ledger.mark_stale_unknown(svc.engine, issue_id, run)
+        todo = jobs()
+        dispatcher = dispatch.Dispatcher(
+            svc.engine,
+            issue_id,
+            backend,
+            run,
+            make_envelope=_envelope_maker(svc, issue_id),
+            throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
+            budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
+            retry_statuses=retry,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        if progress:
+            progress.start(sum(len(readers) for _, _, readers in todo))
+        try:
+            with backend:
+                for render, categories, readers in todo:
+                    if not dispatcher.send(render(), categories, readers):
+                        report.stopped = True
+                        break
+        except DeliveryError as exc:
+            report.error = str(exc)
+            log.error("sending issue %s stopped: %s", report.date, exc)
+        tally = dispatcher.tally
+        report.sent, report.failed, report.deferred = tally.sent, tally.failed, tally.deferred
+        report.already += tally.already
+
+
+def _settle(
+    svc: Services, issue_id: int, date: dt.date, report: SendReport, *, mark_sent: bool
+) -> None:
+    """Count what the ledger holds, mark the issue sent when nobody is left, add notes."""
+    totals = ledger.counts(svc.engine, issue_id)
+    report.unknown = totals.get("unknown", 0)
+    pending = totals.get("sending", 0) + totals.get("deferred", 0)
+    if report.stopped:
+        report.notes.append(f"stopped on request; the next run mails the rest of {date}")
+    elif report.error:
+        report.notes.append(report.error)
+    elif mark_sent and not pending and not report.failed:
+        store.update_issue(svc.engine, issue_id, status="sent", sent_at=utcnow())
+    if report.deferred:
+        report.notes.append(
+            f"{report.deferred} readers failed temporarily; `newsletter send` retries them"
+        )
+    if report.unknown:
+        report.notes.append(
+            f"{report.unknown} readers are unknown (a run was interrupted before the "
+            "provider answered); see `newsletter deliveries --status unknown`, then "
+            f"`newsletter send --date {date} --resend-unknown` to mail them again"
+        )
 
 
 def send(
@@ -593,56 +651,31 @@ def send(
                 report.sent += len(readers)
         return report
 
-    with ledger.SendRun(svc.engine, issue.id) as run:
-        ledger.mark_stale_unknown(svc.engine, issue.id, run)
-        daily, weeklies = _reader_groups(svc, base_digest, issue.id, retry, report)
-        dispatcher = dispatch.Dispatcher(
-            svc.engine,
-            issue.id,
-            backend,
-            run,
-            make_envelope=_envelope_maker(svc, issue.id),
-            throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
-            budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
-            retry_statuses=retry,
-            progress=progress,
-            should_stop=should_stop,
-        )
-        if progress:
-            progress.start(sum(len(r) for g in (daily, weeklies) for r in g.values()))
-        jobs = [(rendering, view, readers) for view, readers in daily.items()]
-        jobs += [(weekly_rendering, view, readers) for view, readers in weeklies.items()]
-        try:
-            with backend:
-                for render, view, readers in jobs:
-                    if not dispatcher.send(render(view), view.categories, readers):
-                        report.stopped = True
-                        break
-        except DeliveryError as exc:
-            report.error = str(exc)
-            log.error("sending %s stopped: %s", date, exc)
-        tally = dispatcher.tally
-        report.sent, report.failed, report.deferred = tally.sent, tally.failed, tally.deferred
-        report.already += tally.already
-    totals = ledger.counts(svc.engine, issue.id)
-    report.unknown = totals.get("unknown", 0)
-    pending = totals.get("sending", 0) + totals.get("deferred", 0)
-    if report.stopped:
-        report.notes.append(f"stopped on request; the next run mails the rest of {date}")
-    elif report.error:
-        report.notes.append(report.error)
-    elif not pending and not report.failed:
-        store.update_issue(svc.engine, issue.id, status="sent", sent_at=utcnow())
-    if report.deferred:
-        report.notes.append(
-            f"{report.deferred} readers failed temporarily; `newsletter send` retries them"
-        )
-    if report.unknown:
-        report.notes.append(
-            f"{report.unknown} readers are unknown (a run was interrupted before the "
-            "provider answered); see `newsletter deliveries --status unknown`, then "
-            f"`newsletter send --date {date} --resend-unknown` to mail them again"
-        )
+    issue_id = issue.id
+
+    def jobs() -> list[MailJob]:
+        daily, weeklies = _reader_groups(svc, base_digest, issue_id, retry, report)
+        todo: list[MailJob] = [
+            (functools.partial(rendering, view), view.categories, readers)
+            for view, readers in daily.items()
+        ]
+        todo += [
+            (functools.partial(weekly_rendering, view), view.categories, readers)
+            for view, readers in weeklies.items()
+        ]
+        return todo
+
+    _mail(
+        svc,
+        issue_id,
+        backend,
+        report,
+        jobs,
+        retry=retry,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    _settle(svc, issue_id, date, report, mark_sent=True)
     return report
 
 
