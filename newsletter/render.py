@@ -177,7 +177,7 @@ def _source(paper: Paper) -> dict[str, Any]:
     }
 
 
-def _section_context(section: CategorySection, taxonomy: Taxonomy, language: str) -> dict[str, Any]:
+def section_context(section: CategorySection, taxonomy: Taxonomy, language: str) -> dict[str, Any]:
     """Everything a template shows of one category, with every source (cut later if needed)."""
     category = taxonomy.get(section.slug)
     report = section.report
@@ -272,7 +272,7 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
         "made_with": _made_with(digest, language),
         **placeholders,
     }
-    full = [_section_context(s, taxonomy, language) for s in sections]
+    full = [section_context(s, taxonomy, language) for s in sections]
     return _Context(base, full, placeholders)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.models import Paper
 from newsletter.published import public_dates
-from newsletter.store import PAPERS, _paper
+from newsletter.store import PAPERS, paper_from_row
 
 log = logging.getLogger(__name__)
 
@@ -196,4 +196,4 @@ def search_papers(
     statement = statement.limit(limit + 1).offset(offset)
     with engine.connect() as conn:
         rows = conn.execute(statement).all()
-    return SearchPage(query, tuple(_paper(r) for r in rows[:limit]), len(rows) > limit)
+    return SearchPage(query, tuple(paper_from_row(r) for r in rows[:limit]), len(rows) > limit)

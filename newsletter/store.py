@@ -71,7 +71,7 @@ def known_ids(engine: Engine, ids: Iterable[str]) -> set[str]:
     return found
 
 
-def _paper(row: Any) -> Paper:
+def paper_from_row(row: Any) -> Paper:
     return Paper(
         arxiv_id=row.arxiv_id,
         version=row.version,
@@ -93,7 +93,7 @@ def papers_on(engine: Engine, date: dt.date) -> list[Paper]:
         rows = conn.execute(
             sa.select(PAPERS).where(PAPERS.c.announced == date).order_by(PAPERS.c.arxiv_id)
         )
-        return [_paper(r) for r in rows]
+        return [paper_from_row(r) for r in rows]
 
 
 def announced_dates(engine: Engine) -> list[dt.date]:

@@ -28,8 +28,7 @@ from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, paper_count, texts
 from newsletter.models import Digest, Paper
 from newsletter.pipeline import Services, build_digest
-from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url
-from newsletter.render import _section_context as section_context
+from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url, section_context
 from newsletter.richtext import clean_line, safe_url
 
 log = logging.getLogger(__name__)
