@@ -15,7 +15,6 @@ import logging
 import math
 import re
 import threading
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +29,7 @@ from newsletter.models import Digest, Paper
 from newsletter.pipeline import Services, build_digest
 from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url, section_context
 from newsletter.richtext import clean_line, safe_url
+from subscribers.templating import web_templates
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,6 @@ class _PageError(Exception):
         self.title_key = title_key
         self.message = message
         super().__init__(message)
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("newsletter", "templates/web"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def _layout(env: jinja2.Environment) -> str:
@@ -133,7 +123,7 @@ class _Page:
     def render(
         self, template: str, status: int = 200, cache: str = "", **context: Any
     ) -> HTMLResponse:
-        env = _env()
+        env = web_templates()
         layout = _layout(env)
         html = env.get_template(template).render(
             layout=layout,
@@ -348,7 +338,7 @@ def feed(request: Request, lang: str | None = None) -> Response:
         feed_url=f"{base}/feed.xml{suffix}",
         author_name=svc.settings.from_name,
     )
-    entry = _env().get_template("archive_feed_entry.html")
+    entry = web_templates().get_template("archive_feed_entry.html")
     for summary in published.list_public(svc.engine, FEED_SIZE):
         day = summary.date.isoformat()
         url = f"{base}/issues/{day}{suffix}"

@@ -18,10 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from functools import lru_cache
 from typing import Annotated, Any
 
-import jinja2
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -53,6 +51,7 @@ from subscribers.store import (
     unsubscribe,
     update_preferences,
 )
+from subscribers.templating import web_templates
 from subscribers.tokens import Purpose, reader_links
 from subscribers.web_texts import web_texts
 
@@ -112,7 +111,7 @@ def create_app(svc: Services, backend: MailBackend | None = None) -> FastAPI:
     async def body_error_page(status: int, reason: str) -> bytes:
         t = web_texts(settings.language)
         html = (
-            _env()
+            web_templates()
             .get_template("error.html")
             .render(
                 _base_context(settings.language, t)
@@ -160,16 +159,6 @@ class RedactTokens(logging.Filter):
 # -- rendering -----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("newsletter", "templates/web"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def _services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
@@ -199,7 +188,7 @@ def _page(
         for code in LANGUAGES
     ]
     html = (
-        _env()
+        web_templates()
         .get_template(template)
         .render(
             _base_context(lang, t)
