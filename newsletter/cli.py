@@ -205,15 +205,15 @@ def cmd_bounces_import(args: argparse.Namespace) -> int:
 
 def cmd_run_once(args: argparse.Namespace) -> int:
     from newsletter.delivery import get_backend
-    from newsletter.pipeline import parse_date, run_once
-    from newsletter.service import stop_on_signals
+    from newsletter.pipeline import parse_date
+    from newsletter.service import cron_run, stop_on_signals
 
     date = parse_date(args.date)
     svc = _services(args)
     stop = threading.Event()
     # SIGTERM (a CronJob's pod being stopped) lets the current chunk finish and be recorded.
     with stop_on_signals(stop):
-        collected, report = run_once(svc, date, get_backend(svc.settings), should_stop=stop.is_set)
+        collected, report = cron_run(svc, lambda: get_backend(svc.settings), date, stop)
     for s in collected.sources:
         if s.error:
             print(f"source failed: {s.url}: {s.error}", file=sys.stderr)

@@ -29,7 +29,7 @@ class ServiceRun(SQLModel, table=True):
     __tablename__ = "service_runs"
 
     id: int | None = Field(default=None, primary_key=True)
-    trigger: str = Field(default="schedule", max_length=20)  # schedule | catch-up | manual
+    trigger: str = Field(default="schedule", max_length=20)  # schedule | catch-up | manual | cron
     scheduled_for: dt.datetime | None = None
     started_at: dt.datetime = Field(index=True)
     finished_at: dt.datetime | None = Field(default=None, index=True)

@@ -178,6 +178,34 @@ class DailyRun:
         report_to_admin(self.svc, self.backend_factory, outcome)
 
 
+def cron_run(
+    svc: Services,
+    backend_factory: Callable[[], MailBackend],
+    date: dt.date | None,
+    stop: threading.Event,
+) -> tuple[CollectReport, SendReport]:
+    """``newsletter run-once`` (the cron path): recorded and reported like a scheduled run.
+
+    A CronJob has no scheduler around it, so this is where its run is written to the
+    run records (``newsletter status``) and a failed day reaches NEWSLETTER_ADMIN_EMAIL.
+    """
+    from newsletter.pipeline import run_once
+
+    run_id = runs.start_run(svc.engine, "cron", None, owner_id())
+    try:
+        collected, report = run_once(svc, date, backend_factory(), should_stop=stop.is_set)
+    except NewsletterError as exc:
+        outcome = RunOutcome("failed", date, _one_line(exc))
+        runs.finish_run(svc.engine, run_id, outcome.outcome, date, outcome.detail)
+        report_to_admin(svc, backend_factory, outcome)
+        raise
+    outcome = _judge(svc.engine, collected, report)
+    runs.finish_run(svc.engine, run_id, outcome.outcome, outcome.date, outcome.detail)
+    if outcome.outcome == "failed" or outcome.problems:
+        report_to_admin(svc, backend_factory, outcome)
+    return collected, report
+
+
 def _judge(engine: Engine, collected: CollectReport, report: SendReport) -> RunOutcome:
     problems = [f"source failed: {s.url}: {s.error}" for s in collected.sources if s.error]
     detail = "; ".join([*report.notes, report.line()] if report.date else report.notes)
