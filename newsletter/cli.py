@@ -343,6 +343,18 @@ def cmd_sub_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sub_purge(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from subscribers.store import purge_unconfirmed
+
+    if args.days < 1:
+        raise InvalidInputError("--days must be 1 or more (confirmation links last 7 days)")
+    purged = purge_unconfirmed(_services(args).engine, dt.timedelta(days=args.days))
+    print(f"purged: {purged} sign-ups never confirmed within {args.days} days")
+    return 0
+
+
 def cmd_llm_usage(args: argparse.Namespace) -> int:
     from newsletter.llm_store import usage
     from newsletter.pipeline import parse_date
@@ -474,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub_command("import", cmd_sub_import, "import readers from CSV (email,categories,language)")
     p.add_argument("file")
     sub_command("export", cmd_sub_export, "export readers as CSV")
+    p = sub_command("purge-pending", cmd_sub_purge, "delete sign-ups that were never confirmed")
+    p.add_argument("--days", type=int, default=30, help="older than this many days (default: 30)")
     llm_cmd = sub.add_parser("llm", help="LLM calls and cost", description="LLM calls and cost")
     llm_sub = llm_cmd.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     p = llm_sub.add_parser(

@@ -9,6 +9,7 @@ followed the link mailed to them; neither the operator nor an import can.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import secrets
@@ -494,6 +495,34 @@ class Recipient:
     language: str
     cadence: str = "daily"
     weekday: int = 0
+
+
+def purge_unconfirmed(engine: Engine, older_than: dt.timedelta) -> int:
+    """Delete sign-ups never confirmed within ``older_than``; returns how many.
+
+    An unconfirmed address is someone's claim, not consent: keeping it forever
+    only keeps personal data we may not use. Rows that were ever confirmed, or
+    that hold a suppression (unsubscribed, bounced, complained), are never purged.
+    """
+    from newsletter.db import DeliveryRow
+
+    subscribers = Subscriber.__table__  # type: ignore[attr-defined]
+    events_table = SubscriberEvent.__table__  # type: ignore[attr-defined]
+    deliveries = DeliveryRow.__table__  # type: ignore[attr-defined]
+    stale = sa.select(subscribers.c.id).where(
+        subscribers.c.status == "pending",
+        subscribers.c.confirmed_at.is_(None),
+        subscribers.c.created_at < utcnow() - older_than,
+        ~sa.exists().where(deliveries.c.subscriber_id == subscribers.c.id),
+    )
+    with engine.begin() as conn:
+        ids = [row[0] for row in conn.execute(stale)]
+        if ids:
+            conn.execute(sa.delete(events_table).where(events_table.c.subscriber_id.in_(ids)))
+            conn.execute(sa.delete(subscribers).where(subscribers.c.id.in_(ids)))
+    if ids:
+        log.info("purged %d sign-ups never confirmed", len(ids))
+    return len(ids)
 
 
 def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:

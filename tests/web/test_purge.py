@@ -1,0 +1,56 @@
+"""Sign-ups never confirmed are purged after a while; nobody else is ever touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter.cli import main
+from newsletter.db import utcnow
+from newsletter.pipeline import Services
+from subscribers import store
+from subscribers.models import Subscriber
+
+
+def _age(services: Services, email: str, days: int) -> None:
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.email == email)
+            .values(created_at=utcnow() - dt.timedelta(days=days))
+        )
+
+
+def test_only_old_unconfirmed_sign_ups_are_purged(services: Services) -> None:
+    tax = services.taxonomy
+    store.request_subscription(services.engine, tax, "old@example.com", ["nlp"], "ko")
+    store.request_subscription(services.engine, tax, "new@example.com", ["nlp"], "ko")
+    store.add_active(services.engine, tax, "reader@example.com")
+    store.add_active(services.engine, tax, "gone@example.com")
+    store.remove(services.engine, "gone@example.com")
+    # A suppressed reader asking again stays suppressed until they confirm: never purged.
+    store.request_subscription(services.engine, tax, "gone@example.com", ["nlp"], "ko")
+    for email in ("old@example.com", "reader@example.com", "gone@example.com"):
+        _age(services, email, 40)
+
+    assert store.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 1
+    left = {i.email: i.status for i in store.list_subscribers(services.engine)}
+    assert left == {
+        "new@example.com": "pending",
+        "reader@example.com": "active",
+        "gone@example.com": "unsubscribed",
+    }
+    assert store.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 0
+
+
+def test_purge_command(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", sqlite_url)
+    assert main(["subscribers", "purge-pending", "--days", "0"]) == 2
+    assert "--days must be 1 or more" in capsys.readouterr().err
+    assert main(["subscribers", "purge-pending"]) == 0
+    assert "purged: 0" in capsys.readouterr().out
