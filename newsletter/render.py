@@ -76,10 +76,12 @@ class Links:
     chart_url: str = ""  # empty = embed the chart inline by Content-ID
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+@lru_cache(maxsize=4)
+def mail_templates(folder: str = "email") -> jinja2.Environment:
+    """The Jinja environment of the MJML mail templates in ``newsletter/templates/<folder>``:
+    shared by the issue and the subscribers' link mails so both escape the same way."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("newsletter", "templates/email"),
+        loader=jinja2.PackageLoader("newsletter", f"templates/{folder}"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -278,7 +280,11 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
 
 def _mjml(context: _Context, limit: int | None) -> str:
     sections = [_cut(s, limit) for s in context.sections]
-    return _env().get_template("issue.mjml.j2").render({**context.base, "sections": sections})
+    return (
+        mail_templates()
+        .get_template("issue.mjml.j2")
+        .render({**context.base, "sections": sections})
+    )
 
 
 def issue_mjml(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links) -> str:
@@ -312,7 +318,9 @@ def render_issue(
         )
     # The plain-text part is not clipped by Gmail, so it keeps every source.
     text = (
-        _env().get_template("issue.txt.j2").render({**context.base, "sections": context.sections})
+        mail_templates()
+        .get_template("issue.txt.j2")
+        .render({**context.base, "sections": context.sections})
     )
     images = (
         ()
@@ -382,7 +390,7 @@ def render_empty_day(date: dt.date, language: str) -> RenderedIssue:
         "date_label": date.isoformat(),
         **placeholders,
     }
-    html = compile_mjml(_env().get_template("empty_day.mjml.j2").render(context))
+    html = compile_mjml(mail_templates().get_template("empty_day.mjml.j2").render(context))
     text = (
         f"{t['title']} | {date.isoformat()}\n\n{message}\n\n--\n"
         f"{t['manage']}: {placeholders['manage_url']}\n"

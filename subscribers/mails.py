@@ -6,28 +6,15 @@ and sent through the same ``MailBackend`` as a one-recipient ``MessageBatch``.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
-
-import jinja2
 
 from newsletter.categories import Taxonomy
 from newsletter.delivery.base import Envelope, MessageBatch
 from newsletter.models import RenderedIssue
-from newsletter.render import compile_mjml
+from newsletter.render import compile_mjml, mail_templates
 from subscribers.web_texts import web_texts
 
 MailKind = Literal["confirm", "manage"]
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("newsletter", "templates/web"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
 
 
 def render_link_mail(
@@ -52,8 +39,8 @@ def render_link_mail(
             for slug in (categories if kind == "confirm" else ())
         ],
     }
-    html = compile_mjml(_env().get_template("mail_link.mjml.j2").render(context))
-    text = _env().get_template("mail_link.txt.j2").render(context)
+    html = compile_mjml(mail_templates("web").get_template("mail_link.mjml.j2").render(context))
+    text = mail_templates("web").get_template("mail_link.txt.j2").render(context)
     return RenderedIssue(str(context["subject"]), html, text, ())
 
 

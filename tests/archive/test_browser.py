@@ -92,6 +92,7 @@ def test_contents_links_reach_sections_without_javascript(browser: Browser, site
     page.goto(f"{site}/issues")
     page.get_by_role("searchbox").fill("memory")
     page.get_by_role("button", name="검색").click()
-    assert "/search?q=memory" in page.url
-    assert page.get_by_text("Ultra-Sparse Memory Network").is_visible()
+    # The click returns once the navigation commits, before the results page has loaded.
+    page.wait_for_url(f"{site}/search?q=memory", wait_until="load")
+    page.get_by_text("Ultra-Sparse Memory Network").wait_for(state="visible", timeout=10_000)
     context.close()
