@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from newsletter.errors import DatabaseError
 
@@ -92,10 +94,27 @@ class FeedStateRow(SQLModel, table=True):
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    _use_wal(cur)
     cur.close()
+
+
+@retry(
+    retry=retry_if_exception(lambda exc: "locked" in str(exc)),
+    wait=wait_random(0.01, 0.1),
+    stop=stop_after_delay(10),
+    reraise=True,
+)
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Switch a file to WAL once (the mode is stored in the file).
+
+    Switching needs an exclusive lock and SQLite answers "database is locked" at once,
+    without waiting out ``busy_timeout``, when processes open a new file together; so
+    skip the switch when the file is already in WAL and retry it briefly otherwise.
+    """
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        cur.execute("PRAGMA journal_mode=WAL")
 
 
 def make_engine(url: str) -> Engine:
