@@ -19,8 +19,10 @@ from sqlmodel import Field, SQLModel
 from newsletter.db import utcnow
 
 #: Outcomes after which the scheduled time counts as handled (no catch-up needed).
-COMPLETED = ("sent", "nothing", "skipped")
-OUTCOMES = ("running", *COMPLETED, "failed", "stopped")
+#: Not ``skipped``: a replica skips a date that another holds, and that holder may die
+#: before it finishes; its restart must still catch the date up.
+COMPLETED = ("sent", "nothing")
+OUTCOMES = ("running", *COMPLETED, "skipped", "failed", "stopped")
 
 
 class ServiceRun(SQLModel, table=True):

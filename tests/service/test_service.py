@@ -94,6 +94,28 @@ def test_no_catch_up_outside_the_window(services: Services) -> None:
     assert missed_run(svc, sched, dt.datetime(2024, 11, 22, 7, 30, tzinfo=SEOUL)) is not None
 
 
+def test_a_run_skipped_for_a_holder_that_then_died_is_caught_up(services: Services) -> None:
+    """Replica B skips the date while A holds it; A is killed mid-send. A's restart must
+    still catch up: B's skip does not count as the 07:00 run being done."""
+    from newsletter.locks import date_lock
+
+    seed(services, readers=2)
+    backend = MemoryBackend()
+    with date_lock(services.engine, SAMPLE_DATE) as held:  # replica A, about to die
+        assert held
+        skipped = DailyRun(services, factory(backend))("schedule", None)
+    assert (skipped.outcome, backend.outbox) == ("skipped", [])
+    sched = build_scheduler(services, DailyRun(services, factory(backend)))
+    at_nine = dt.datetime(2024, 11, 22, 9, 0, tzinfo=SEOUL)
+    assert missed_run(services, sched, at_nine) == dt.datetime(2024, 11, 22, 7, 0, tzinfo=SEOUL)
+    assert DailyRun(services, factory(backend))("catch-up", None).outcome == "sent"
+    assert sorted(str(m["To"]) for m in backend.outbox) == [
+        "reader0@example.com",
+        "reader1@example.com",
+    ]
+    assert missed_run(services, sched, at_nine) is None
+
+
 def test_database_down_is_retried_with_back_off_reported_and_caught_up_later(
     services: Services,
     database_url: str,
