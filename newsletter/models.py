@@ -82,6 +82,9 @@ class Digest:
     paper_count: int
     #: Set for a weekly digest: the first day it covers (``date`` is the last).
     period_start: dt.date | None = None
+    #: Set when a daily issue also carries earlier days that had no issue of their own
+    #: (the service was down): the first of them.
+    covers_from: dt.date | None = None
 
     def section(self, slug: str) -> CategorySection | None:
         return next((s for s in self.sections if s.slug == slug), None)

@@ -235,12 +235,13 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     Returns None when nothing was announced on ``date``.
     """
     language = language or svc.settings.language
-    papers = store.papers_on(svc.engine, date)
-    if not papers:
+    if not store.papers_on(svc.engine, date):
         return None
     issue = store.ensure_issue(svc.engine, date)
     assert issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
+    after = _window(svc, date, content)
+    papers = store.papers_between(svc.engine, after, date)
     client = llm.client_for(svc.settings, svc.engine, date)
     if "classification" not in content:
         classification, made = _classify(svc, papers, client)
@@ -248,6 +249,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         def add_classification(stored: dict[str, Any]) -> None:
             if "classification" in stored:  # another process got there first: keep theirs
                 return
+            stored["window_after"] = after.isoformat()
             stored["classification"] = {k: list(v) for k, v in classification.items()}
             stored["made"] = {"llm": svc.settings.llm_model, "classification": made, "reports": {}}
             stored["made_with"] = made_with(stored, svc.settings.language)
@@ -260,6 +262,9 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
             status=advance(issue.status, "classified"),
             paper_count=len(papers),
         )
+        if _window(svc, date, content) != after:  # another process classified first
+            after = _window(svc, date, content)
+            papers = store.papers_between(svc.engine, after, date)
     grouped = classify.group(
         papers, {k: tuple(v) for k, v in content["classification"].items()}, svc.taxonomy
     )
@@ -308,7 +313,43 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
         chart_png=base64.b64decode(charts[language]),
         made_with=made_with(content, language),
         paper_count=len(papers),
+        covers_from=first if (first := min(p.announced for p in papers)) < date else None,
     )
+
+
+#: The most days one daily issue reaches back for announcements that had no issue.
+CATCH_UP_DAYS = 7
+
+
+def window_after(svc: Services, date: dt.date) -> dt.date:
+    """The issue of ``date`` carries the papers announced after this day.
+
+    Normally the day before. After an outage it is the last issue that went out (or
+    began to), so the papers of the days in between, which never had an issue, are not
+    lost; but never more than ``CATCH_UP_DAYS`` back. The first issue ever starts fresh.
+    """
+    previous = store.newest_issue_before(svc.engine, date, ("sending", "sent"))
+    if previous is None:
+        return date - dt.timedelta(days=1)
+    return max(previous, date - dt.timedelta(days=CATCH_UP_DAYS))
+
+
+def issue_window(svc: Services, date: dt.date) -> dt.date:
+    """The issue of ``date`` carries papers announced after this day (see ``window_after``)."""
+    issue = store.get_issue(svc.engine, date)
+    return _window(svc, date, json.loads(issue.content or "{}") if issue else {})
+
+
+def _window(svc: Services, date: dt.date, content: dict[str, Any]) -> dt.date:
+    """The window an issue was classified with, or a new one for an unclassified issue.
+
+    Issues classified before windows were stored held their own day only.
+    """
+    if "window_after" in content:
+        return dt.date.fromisoformat(content["window_after"])
+    if "classification" in content:
+        return date - dt.timedelta(days=1)
+    return window_after(svc, date)
 
 
 def build_weekly_digest(svc: Services, date: dt.date, language: str | None = None) -> Digest | None:

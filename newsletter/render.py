@@ -104,11 +104,12 @@ def subject_line(digest: Digest, view: ReaderView) -> str:
 
 
 def _long_date(digest: Digest, language: str) -> str:
-    """The issue's date, or a weekly digest's first and last day."""
+    """The issue's date, or the first and last day of a weekly or catch-up digest."""
     last = i18n.long_date(digest.date, language)
-    if digest.period_start is None:
+    first = digest.period_start or digest.covers_from
+    if first is None:
         return last
-    return f"{i18n.long_date(digest.period_start, language)} – {last}"
+    return f"{i18n.long_date(first, language)} – {last}"
 
 
 def _paper_count(digest: Digest, view: ReaderView) -> int:

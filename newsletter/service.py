@@ -157,13 +157,8 @@ class DailyRun:
             log.exception("daily run failed: %s", outcome.detail, extra={"outcome": "failed"})
             return outcome
         outcome = _judge(engine, collected, report)
-        missed = _missed_dates(engine, newest_sent_before, outcome.date)
-        if missed:
-            note = (
-                f"announcements of {', '.join(d.isoformat() for d in missed)} were missed "
-                "while the service was down and are not sent late"
-            )
-            log.warning(note, extra={"missed": [d.isoformat() for d in missed]})
+        for note in _missed_notes(self.svc, newest_sent_before, outcome.date):
+            log.warning(note)
             outcome.detail = f"{outcome.detail}; {note}" if outcome.detail else note
         runs.finish_run(engine, run_id, outcome.outcome, outcome.date, outcome.detail)
         log.info(
@@ -222,6 +217,33 @@ def _judge(engine: Engine, collected: CollectReport, report: SendReport) -> RunO
     issue = store.get_issue(engine, report.date)
     outcome = "sent" if issue is not None and issue.status == "sent" else "nothing"
     return RunOutcome(outcome, report.date, detail, problems)
+
+
+def _missed_notes(
+    svc: Services, newest_sent_before: dt.date | None, handled: dt.date | None
+) -> list[str]:
+    """What became of announcements that never had an issue of their own (an outage)."""
+    from newsletter.pipeline import CATCH_UP_DAYS, issue_window
+
+    missed = _missed_dates(svc.engine, newest_sent_before, handled)
+    if not missed or handled is None:
+        return []
+    after = issue_window(svc, handled)
+    carried = [d.isoformat() for d in missed if d > after]
+    dropped = [d.isoformat() for d in missed if d <= after]
+    notes = []
+    if carried:
+        notes.append(
+            f"announcements of {', '.join(carried)} had no issue of their own (the service "
+            f"was down); their papers are in the issue of {handled}"
+        )
+    if dropped:
+        notes.append(
+            f"announcements of {', '.join(dropped)} were missed while the service was down "
+            "and are not sent late (an issue reaches back at most "
+            f"{CATCH_UP_DAYS} days)"
+        )
+    return notes
 
 
 def _missed_dates(

@@ -96,6 +96,27 @@ def papers_on(engine: Engine, date: dt.date) -> list[Paper]:
         return [paper_from_row(r) for r in rows]
 
 
+def papers_between(engine: Engine, after: dt.date, until: dt.date) -> list[Paper]:
+    """Papers announced after ``after`` up to and including ``until``."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(PAPERS)
+            .where(PAPERS.c.announced > after, PAPERS.c.announced <= until)
+            .order_by(PAPERS.c.arxiv_id)
+        )
+        return [paper_from_row(r) for r in rows]
+
+
+def newest_issue_before(engine: Engine, date: dt.date, statuses: Sequence[str]) -> dt.date | None:
+    """The newest date before ``date`` whose issue has one of ``statuses``."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.max(ISSUES.c.date)).where(
+                ISSUES.c.date < date, ISSUES.c.status.in_(statuses)
+            )
+        ).scalar()
+
+
 def announced_dates(engine: Engine) -> list[dt.date]:
     """Every date with papers, newest first."""
     with engine.connect() as conn:

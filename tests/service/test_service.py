@@ -186,36 +186,43 @@ def test_without_admin_email_the_failure_is_logged(
     down.engine.dispose()
 
 
-def test_days_missed_in_an_outage_are_logged_and_not_sent(
+def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from newsletter import i18n
+    from newsletter.pipeline import CATCH_UP_DAYS, build_digest
     from newsletter.store import upsert_papers
 
     seed(services, readers=1)
-    papers = store.papers_on(services.engine, SAMPLE_DATE)[:4]
-    for days, paper in zip((3, 2), papers, strict=False):
-        upsert_papers(
-            services.engine,
-            [
-                dataclasses.replace(
-                    paper,
-                    arxiv_id=f"99{days}0.0000{days}",
-                    announced=SAMPLE_DATE - dt.timedelta(days=days),
-                )
-            ],
-        )
+    papers = store.papers_on(services.engine, SAMPLE_DATE)[:3]
+    ago = {days: SAMPLE_DATE - dt.timedelta(days=days) for days in (12, 10, 2)}
+    upsert_papers(
+        services.engine,
+        [
+            dataclasses.replace(paper, arxiv_id=f"99{days:02}.00001", announced=ago[days])
+            for days, paper in zip(ago, papers, strict=True)
+        ],
+    )
     backend = MemoryBackend()
-    send(services, SAMPLE_DATE - dt.timedelta(days=3), backend)  # the last issue before the outage
+    send(services, ago[12], backend)  # the last issue before a long outage
     caplog.set_level(logging.INFO, logger="newsletter.service")
     outcome = DailyRun(services, factory(backend))("catch-up", None)
     assert (outcome.outcome, outcome.date) == ("sent", SAMPLE_DATE)
-    assert "2024-11-20 were missed" in outcome.detail and "not sent late" in outcome.detail
-    assert any("not sent late" in r.getMessage() for r in caplog.records)
-    assert store.issue_dates(services.engine, status="sent") == {
-        SAMPLE_DATE - dt.timedelta(days=3),
-        SAMPLE_DATE,
-    }
-    assert len(backend.outbox) == 2
+    # Two days back: carried into this issue. Ten days back: beyond the week, not sent.
+    assert "2024-11-20 had no issue of their own" in outcome.detail
+    assert "2024-11-12 were missed" in outcome.detail and "not sent late" in outcome.detail
+    assert f"at most {CATCH_UP_DAYS} days" in outcome.detail
+    assert any("2024-11-20 had no issue" in r.getMessage() for r in caplog.records)
+    digest = build_digest(services, SAMPLE_DATE)
+    assert digest is not None and digest.covers_from == ago[2]
+    ids = {p.arxiv_id for section in digest.sections for p in section.papers}
+    assert "9902.00001" in ids and "9910.00001" not in ids
+    assert store.issue_dates(services.engine, status="sent") == {ago[12], SAMPLE_DATE}
+    [_, mail] = backend.outbox
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert i18n.long_date(ago[2], "en") in text  # the reader (English) sees the range it covers
+    # The next issue starts after this one: nothing is carried twice.
+    assert build_digest(services, SAMPLE_DATE + dt.timedelta(days=1)) is None
 
 
 def test_clock_jumps_neither_double_nor_skip_a_day(services: Services) -> None:
