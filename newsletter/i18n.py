@@ -57,6 +57,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "archive_feed_subtitle": "New AI research papers, summarized by category every day.",
         "archive_no_issues": "No issue has been published yet.",
         "archive_issue_heading": "Issue of {date}",
+        "archive_covers_from": "Also carries the papers announced from {start}, "
+        "days that had no issue of their own.",
         "archive_read_issue": "Read the issue",
         "archive_top_categories": "Top categories",
         "archive_newer": "Newer",
@@ -136,6 +138,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "archive_feed_subtitle": "매일 새로 나온 AI 연구 논문을 분야별로 요약합니다.",
         "archive_no_issues": "아직 발행된 호가 없습니다.",
         "archive_issue_heading": "{date} 호",
+        "archive_covers_from": "{start}부터 발표된 논문도 담았습니다 (따로 발행되지 않은 날).",
         "archive_read_issue": "전체 보기",
         "archive_top_categories": "주요 분야",
         "archive_newer": "최신 호",

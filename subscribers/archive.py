@@ -286,6 +286,7 @@ def issue_page(request: Request, date: str, lang: str | None = None) -> HTMLResp
         title=view.t["archive_issue_heading"].format(date=day.isoformat()),
         date=day.isoformat(),
         paper_count=digest.paper_count,
+        covers_from=digest.covers_from and digest.covers_from.isoformat(),
         chart_url=view.href(f"{path}/chart.png"),
         languages=view.languages(path),
         **_issue_context(view, digest),

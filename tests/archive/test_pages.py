@@ -134,6 +134,29 @@ def test_issue_page_has_every_category_report_and_source(
     assert '<meta name="viewport"' in html
 
 
+def test_issue_that_carries_missed_days_says_so(services: Services, client: TestClient) -> None:
+    """After an outage the issue holds the papers of the days that had no issue; the page
+    names the first of those days, and its papers are on the page."""
+    from dataclasses import replace
+
+    date = load_sample(services)
+    [first, *_] = store.papers_on(services.engine, date)
+    missed_day = date - dt.timedelta(days=2)
+    carried = replace(first, arxiv_id="9901.00001", abs_url="https://arxiv.org/abs/9901.00001")
+    store.upsert_papers(services.engine, [replace(carried, announced=missed_day)])
+    fake_issue(services, date - dt.timedelta(days=4), {"nlp": 1})  # the last issue before
+    digest = build_digest(services, date)
+    assert digest is not None and digest.covers_from == missed_day
+    issue = store.get_issue(services.engine, date)
+    assert issue is not None and issue.id is not None
+    store.update_issue(services.engine, issue.id, status="sent")
+    page = client.get(f"/issues/{date}?lang=en")
+    assert page.status_code == 200
+    assert f"papers announced from {missed_day}" in page.text
+    assert carried.abs_url in parse(page.text).links
+    assert "papers announced from" not in client.get(f"/issues/{date - dt.timedelta(days=4)}").text
+
+
 def test_email_links_land_on_sections(
     services: Services, client: TestClient, sample_issue: dt.date
 ) -> None:
