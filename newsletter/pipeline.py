@@ -617,7 +617,8 @@ def _settle(
         report.notes.append(f"stopped on request; the next run mails the rest of {date}")
     elif report.error:
         report.notes.append(report.error)
-    elif mark_sent and not pending and not report.failed:
+    elif mark_sent and not pending:
+        # Rejected readers are final (their address is suppressed): the issue is done.
         store.update_issue(svc.engine, issue_id, status="sent", sent_at=utcnow())
     if report.deferred:
         report.notes.append(
@@ -844,20 +845,48 @@ def run_once(
 
     The date's lock (``locks.date_lock``) makes a second scheduler or a cron-driven
     ``run-once`` on the same database skip the date instead of racing for it.
+
+    Without ``date``, an issue whose send was cut off (a crash, a kill) and that a newer
+    announcement has since overtaken is finished first, so its remaining readers still get
+    it; the newer issue then carries only the papers announced after it.
     """
+    collected = collect(svc, date)
+    target = resolve_date(svc, date)
+    if target is None:
+        return collected, send(svc, target, backend, should_stop=should_stop)
+    finished: list[str] = []
+    if date is None:
+        newest_sent = max(store.issue_dates(svc.engine, status="sent"), default=None)
+        since = target - dt.timedelta(days=CATCH_UP_DAYS)
+        if newest_sent is not None:
+            since = max(since, newest_sent + dt.timedelta(days=1))
+        for day in store.interrupted_issues(svc.engine, since, target):
+            earlier = _send_held(svc, day, backend, should_stop)
+            log.info("finished the interrupted issue of %s: %s", day, earlier.line())
+            if earlier.stopped:
+                return collected, earlier
+            finished.append(f"finished the interrupted issue of {day} ({earlier.line()})")
+    report = _send_held(svc, target, backend, should_stop)
+    report.notes[:0] = finished
+    return collected, report
+
+
+def _send_held(
+    svc: Services,
+    date: dt.date,
+    backend: MailBackend,
+    should_stop: Callable[[], bool] | None,
+) -> SendReport:
+    """``send`` under the date's lock; a report marked ``locked`` when another process has it."""
     from newsletter.locks import date_lock
 
-    collected = collect(svc, date)
-    date = resolve_date(svc, date)
-    if date is None:
-        return collected, send(svc, date, backend, should_stop=should_stop)
     with date_lock(svc.engine, date) as held:
         if not held:
             log.info("another process holds the issue of %s; skipping it", date)
             report = SendReport(date, locked=True)
             report.notes.append(f"another process is preparing or sending {date}; skipped")
-            return collected, report
-        return collected, send(svc, date, backend, should_stop=should_stop)
+            return report
+        return send(svc, date, backend, should_stop=should_stop)
 
 
 # -- preview and demo ----------------------------------------------------------------------

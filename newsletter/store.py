@@ -117,6 +117,17 @@ def newest_issue_before(engine: Engine, date: dt.date, statuses: Sequence[str]) 
         ).scalar()
 
 
+def interrupted_issues(engine: Engine, since: dt.date, before: dt.date) -> list[dt.date]:
+    """Dates from ``since`` up to ``before`` (excluded) whose send began and never ended."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ISSUES.c.date)
+            .where(ISSUES.c.status == "sending", ISSUES.c.date >= since, ISSUES.c.date < before)
+            .order_by(ISSUES.c.date)
+        )
+        return [r[0] for r in rows]
+
+
 def announced_dates(engine: Engine) -> list[dt.date]:
     """Every date with papers, newest first."""
     with engine.connect() as conn:

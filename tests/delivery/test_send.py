@@ -107,6 +107,10 @@ def test_a_rejected_address_fails_alone_and_is_not_retried(
     ledger_status = statuses(svc)
     assert ledger_status["reader99@gone.invalid"] == "failed"
     assert "reader99@gone.invalid" not in sendgrid.recipients
+    # A rejection is final (the address is suppressed), so the issue is done, not left
+    # "sending" for a later run to resume.
+    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    assert issue is not None and issue.status == "sent"
     requests = len(sendgrid.seen)
     again = run(svc, sendgrid_backend(sendgrid))
     assert (again.sent, again.failed) == (0, 0) and again.ok

@@ -83,6 +83,42 @@ def test_stop_between_batches_then_resume_mails_everyone_once(services: Services
     assert _status(services, date) == "sent"
 
 
+def test_an_interrupted_issue_overtaken_by_a_newer_day_is_finished_first(
+    services: Services,
+) -> None:
+    """A send cut off on day D, and the next start comes after D+1 was announced: the rest of
+    D's readers still get D, then everyone gets D+1, which does not repeat D's papers."""
+    from dataclasses import replace
+
+    date = load_sample(services)
+    digest = build_digest(services, date)
+    assert digest is not None
+    for slug in digest.slugs[:2]:
+        add_readers(services, 3, prefix=f"{slug}-", categories=(slug,))
+    backend = MemoryBackend()
+    cut = send(services, date, backend, should_stop=lambda: len(backend.outbox) > 0)
+    assert cut.stopped and cut.sent == 3 and _status(services, date) == "sending"
+    next_day = date + dt.timedelta(days=3)  # the Monday after
+    upsert_papers(
+        services.engine,
+        [
+            replace(p, arxiv_id=f"99{i:02}.00001", announced=next_day)
+            for i, p in enumerate(store.papers_on(services.engine, date)[:30])
+        ],
+    )
+    _collected, report = run_once(services, None, backend)
+    assert report.date == next_day and report.ok
+    assert any(f"finished the interrupted issue of {date}" in n for n in report.notes)
+    assert _status(services, date) == _status(services, next_day) == "sent"
+    for day in (date, next_day):  # each reader got each issue exactly once
+        readers = [str(m["To"]) for m in backend.outbox if day.isoformat() in str(m["Subject"])]
+        assert len(readers) == len(set(readers)) == 6
+    assert len(backend.outbox) == 12
+    later = build_digest(services, next_day)
+    assert later is not None and later.covers_from is None
+    assert {p.announced for s in later.sections for p in s.papers} == {next_day}
+
+
 def test_missed_days_are_not_sent_late(services: Services) -> None:
     """After the newest issue went out, an older unsent announcement is not picked."""
     date = seed(services, readers=1)
