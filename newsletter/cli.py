@@ -142,7 +142,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     backend = MemoryBackend() if args.dry_run else get_backend(svc.settings)
     # Prepare what is missing: with no papers stored for the date, collect them first.
     target = resolve_date(svc, date)
-    if target is None or not store.papers_on(svc.engine, target):
+    if target is None or not store.has_papers_on(svc.engine, target):
         for source in collect(svc, date).sources:
             if source.error:
                 print(f"source failed: {source.url}: {source.error}", file=sys.stderr)

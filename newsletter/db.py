@@ -101,7 +101,9 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
 
 
 @retry(
-    retry=retry_if_exception(lambda exc: "locked" in str(exc)),
+    retry=retry_if_exception(
+        lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    ),
     wait=wait_random(0.01, 0.1),
     stop=stop_after_delay(10),
     reraise=True,

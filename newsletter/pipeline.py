@@ -235,7 +235,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     Returns None when nothing was announced on ``date``.
     """
     language = language or svc.settings.language
-    if not store.papers_on(svc.engine, date):
+    if not store.has_papers_on(svc.engine, date):
         return None
     issue = store.ensure_issue(svc.engine, date)
     assert issue.id is not None
@@ -262,8 +262,8 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
             status=advance(issue.status, "classified"),
             paper_count=len(papers),
         )
-        if _window(svc, date, content) != after:  # another process classified first
-            after = _window(svc, date, content)
+        if (theirs := _window(svc, date, content)) != after:  # another process was first
+            after = theirs
             papers = store.papers_between(svc.engine, after, date)
     grouped = classify.group(
         papers, {k: tuple(v) for k, v in content["classification"].items()}, svc.taxonomy
@@ -856,7 +856,7 @@ def run_once(
         return collected, send(svc, target, backend, should_stop=should_stop)
     finished: list[str] = []
     if date is None:
-        newest_sent = max(store.issue_dates(svc.engine, status="sent"), default=None)
+        newest_sent = store.newest_issue_before(svc.engine, target, ("sent",))
         since = target - dt.timedelta(days=CATCH_UP_DAYS)
         if newest_sent is not None:
             since = max(since, newest_sent + dt.timedelta(days=1))
@@ -908,7 +908,7 @@ def preview(
     language = language or svc.settings.language
     wanted = svc.taxonomy.validate(categories) if categories else svc.taxonomy.slugs
     date = resolve_date(svc, date)
-    if (date is None or not store.papers_on(svc.engine, date)) and collect_if_empty:
+    if (date is None or not store.has_papers_on(svc.engine, date)) and collect_if_empty:
         collect(svc, date)
         date = resolve_date(svc, date)
     if date is None:

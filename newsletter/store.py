@@ -96,6 +96,12 @@ def papers_on(engine: Engine, date: dt.date) -> list[Paper]:
         return [paper_from_row(r) for r in rows]
 
 
+def has_papers_on(engine: Engine, date: dt.date) -> bool:
+    with engine.connect() as conn:
+        query = sa.select(PAPERS.c.arxiv_id).where(PAPERS.c.announced == date).limit(1)
+        return conn.execute(query).first() is not None
+
+
 def papers_between(engine: Engine, after: dt.date, until: dt.date) -> list[Paper]:
     """Papers announced after ``after`` up to and including ``until``."""
     with engine.connect() as conn:

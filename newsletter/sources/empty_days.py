@@ -42,7 +42,7 @@ def record(engine: Engine, dates: set[dt.date]) -> list[dt.date]:
     """Mark each date without stored papers as an empty day; returns those marked."""
     marked = []
     for date in sorted(dates):
-        if store.papers_on(engine, date):
+        if store.has_papers_on(engine, date):
             continue
         issue = store.ensure_issue(engine, date)
         assert issue.id is not None
@@ -55,7 +55,7 @@ def record(engine: Engine, dates: set[dt.date]) -> list[dt.date]:
 
 def is_empty_day(engine: Engine, date: dt.date) -> bool:
     issue = store.get_issue(engine, date)
-    return issue is not None and issue.status == EMPTY and not store.papers_on(engine, date)
+    return issue is not None and issue.status == EMPTY and not store.has_papers_on(engine, date)
 
 
 def latest_empty_day(engine: Engine) -> dt.date | None:

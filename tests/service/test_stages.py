@@ -8,6 +8,7 @@ import json
 from newsletter import ledger, store
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.pipeline import (
+    SendReport,
     Services,
     advance,
     build_digest,
@@ -56,19 +57,24 @@ def test_advance_never_goes_backwards() -> None:
     assert advance("rendered", "rendered") == "rendered"
 
 
+def _send_cut_after_first_group(
+    svc: Services, groups: int, readers: int
+) -> tuple[dt.date, MemoryBackend, SendReport]:
+    """The sample day, ``groups`` groups of readers (one category each), and a send that is
+    asked to stop once the first group has been mailed."""
+    date = load_sample(svc)
+    digest = build_digest(svc, date)
+    assert digest is not None
+    for slug in digest.slugs[:groups]:
+        add_readers(svc, readers, prefix=f"{slug}-", categories=(slug,))
+    backend = MemoryBackend()
+    report = send(svc, date, backend, should_stop=lambda: len(backend.outbox) > 0)
+    return date, backend, report
+
+
 def test_stop_between_batches_then_resume_mails_everyone_once(services: Services) -> None:
     """Three groups of readers (one category each); the stop is asked for after the first."""
-    date = load_sample(services)
-    digest = build_digest(services, date)
-    assert digest is not None
-    for slug in digest.slugs[:3]:
-        add_readers(services, 4, prefix=f"{slug}-", categories=(slug,))
-    backend = MemoryBackend()
-
-    def stop_after_first_batch() -> bool:
-        return len(backend.outbox) > 0
-
-    first = send(services, date, backend, should_stop=stop_after_first_batch)
+    date, backend, first = _send_cut_after_first_group(services, groups=3, readers=4)
     assert first.stopped and first.sent == 4
     assert any("stopped on request" in note for note in first.notes)
     assert _status(services, date) == "sending"  # not "sent": readers are left
@@ -90,13 +96,7 @@ def test_an_interrupted_issue_overtaken_by_a_newer_day_is_finished_first(
     D's readers still get D, then everyone gets D+1, which does not repeat D's papers."""
     from dataclasses import replace
 
-    date = load_sample(services)
-    digest = build_digest(services, date)
-    assert digest is not None
-    for slug in digest.slugs[:2]:
-        add_readers(services, 3, prefix=f"{slug}-", categories=(slug,))
-    backend = MemoryBackend()
-    cut = send(services, date, backend, should_stop=lambda: len(backend.outbox) > 0)
+    date, backend, cut = _send_cut_after_first_group(services, groups=2, readers=3)
     assert cut.stopped and cut.sent == 3 and _status(services, date) == "sending"
     next_day = date + dt.timedelta(days=3)  # the Monday after
     upsert_papers(
