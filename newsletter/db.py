@@ -28,6 +28,17 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table behind a SQLModel class, typed (sqlmodel leaves ``__table__`` untyped).
+
+    Each table's owning module calls this once and keeps the result as a module constant.
+    """
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
 class PaperRow(SQLModel, table=True):
     __tablename__ = "papers"
 
