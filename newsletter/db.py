@@ -33,7 +33,8 @@ def table_of(model: type[SQLModel]) -> sa.Table:
 
     Each table's owning module calls this once and keeps the result as a module constant.
     """
-    table = sa.inspect(model).local_table
+    mapper = sa.inspect(model)
+    table = mapper.local_table if mapper is not None else None
     if not isinstance(table, sa.Table):
         raise TypeError(f"{model.__name__} is not mapped to a table")
     return table
