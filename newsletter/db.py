@@ -172,6 +172,8 @@ def migrate(engine: Engine) -> None:
     On PostgreSQL an advisory lock makes replicas that start together migrate one
     after the other instead of racing on the same DDL.
     """
+    if _at_head(engine):
+        return
     from importlib import resources
 
     from alembic import command
@@ -197,6 +199,22 @@ def migrate(engine: Engine) -> None:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
                 conn.commit()
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the stored revision is already ``migrations.HEAD``: one query, no Alembic.
+
+    Any error (no ``alembic_version`` table yet, an unreachable server) means "not known
+    to be at head", and the full migration path runs and reports it.
+    """
+    from newsletter.migrations import HEAD
+
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            return list(stored) == [HEAD]
+    except SQLAlchemyError:
+        return False
 
 
 def is_managed(

@@ -43,3 +43,35 @@ def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     for e in engines:
         e.dispose()
     assert errors == []
+
+
+def test_head_constant_names_the_newest_revision() -> None:
+    """``migrations.HEAD`` lets a start skip Alembic; it must follow every new revision."""
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from newsletter.migrations import HEAD
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("newsletter").joinpath("migrations"))
+    )
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD], (
+        "set newsletter/migrations/__init__.py HEAD to the newest revision"
+    )
+
+
+def test_a_database_at_head_starts_without_alembic(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/at-head.db"
+    init_schema(make_engine(url))
+    code = (
+        "import sys; from newsletter.db import make_engine, migrate; "
+        f"migrate(make_engine({url!r})); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
