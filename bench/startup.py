@@ -69,7 +69,8 @@ def main() -> None:
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
         python = [sys.executable]
-        subprocess.run([*python, "-m", "newsletter.cli", "subscribers", "list"], env=env, check=True)
+        first = [*python, "-m", "newsletter.cli", "subscribers", "list"]
+        subprocess.run(first, env=env, check=True, capture_output=True)
         base = best_of([*python, "-c", "import sqlalchemy"], args.runs, env)
         print(f"python -c 'import sqlalchemy': {base * 1000:7.0f} ms (ratio 1.0)")
         for label, argv in COMMANDS.items():
