@@ -28,9 +28,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from bench.generate import papers as generate_papers
-from newsletter import store
+from newsletter.app import Services
+from newsletter.issues import ensure_issue, update_issue
 from newsletter.models import Paper
-from newsletter.pipeline import Services, build_digest
+from newsletter.papers import PAPERS, upsert_papers
+from newsletter.pipeline import build_digest
 from newsletter.search import parse_query, search_papers
 from newsletter.settings import load_settings
 from subscribers.web import create_app
@@ -91,11 +93,11 @@ def publish(svc: Services, papers: list[Paper]) -> None:
     """Every day an issue as build_digest leaves it; only the newest is really built."""
     days = sorted({p.announced for p in papers})
     for date in days[:-1]:
-        issue = store.ensure_issue(svc.engine, date)
+        issue = ensure_issue(svc.engine, date)
         assert issue.id is not None
         ids = [p.arxiv_id for p in papers if p.announced == date]
         content = {"classification": {i: ["nlp"] for i in ids}, "reports": {"ko": {}}}
-        store.update_issue(
+        update_issue(
             svc.engine,
             issue.id,
             content=json.dumps(content),
@@ -106,7 +108,7 @@ def publish(svc: Services, papers: list[Paper]) -> None:
 
 
 def like_scan(svc: Services, words: list[str]) -> int:
-    papers = store.PAPERS
+    papers = PAPERS
     clauses = [
         sa.or_(papers.c.title.ilike(f"%{w}%"), papers.c.abstract.ilike(f"%{w}%")) for w in words
     ]
@@ -134,20 +136,20 @@ def run(name: str, url: str, papers: list[Paper]) -> None:
     drop_index(plain)
     sample = papers[:5000]
     start = time.perf_counter()
-    store.upsert_papers(plain.engine, sample)
+    upsert_papers(plain.engine, sample)
     without = time.perf_counter() - start
     with plain.engine.begin() as conn:
-        conn.execute(sa.delete(store.PAPERS))
+        conn.execute(sa.delete(PAPERS))
     plain.engine.dispose()
-    svc = Services.build(settings)  # init_schema puts the index back
+    svc = Services.build(settings)  # prepare_database puts the index back
     start = time.perf_counter()
-    store.upsert_papers(svc.engine, sample)
+    upsert_papers(svc.engine, sample)
     indexed = time.perf_counter() - start
     print(
         f"store {len(sample):,} papers: {without * 1000:.0f} ms without the index, "
         f"{indexed * 1000:.0f} ms with it (x{indexed / without:.2f})"
     )
-    store.upsert_papers(svc.engine, papers[5000:])
+    upsert_papers(svc.engine, papers[5000:])
     publish(svc, papers)
 
     for raw in QUERIES:

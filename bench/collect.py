@@ -16,7 +16,8 @@ from xml.sax.saxutils import escape
 from sqlalchemy.engine import Engine
 
 from bench.generate import papers as generate_papers
-from newsletter.db import init_schema, make_engine
+from newsletter.app import prepare_database
+from newsletter.db import make_engine
 from newsletter.models import Paper
 from newsletter.sources.base import Document, FeedContext
 from newsletter.sources.collect import collect_all, parse_document
@@ -90,11 +91,11 @@ def main(count: int = 2000, rounds: int = 3) -> None:
         url = server.serve("/rss/cs.AI+cs.CL+cs.CV+cs.LG", content)
         for round_no in range(rounds):
             engine = make_engine(f"sqlite:///{Path(tmp) / f'bench{round_no}.db'}")
-            init_schema(engine)
+            prepare_database(engine)
             runs.append(phases(url, engine))
             engine.dispose()
         engine = make_engine(f"sqlite:///{Path(tmp) / 'end-to-end.db'}")
-        init_schema(engine)
+        prepare_database(engine)
         with Fetcher(timeout=30, attempts=1) as fetcher:
             started = time.perf_counter()
             report = collect_all(engine, [url], fetcher=fetcher)

@@ -20,9 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.generate import papers as generate
 from newsletter import llm_store
+from newsletter.app import prepare_database
 from newsletter.categories import load_taxonomy
 from newsletter.classify import classify_llm, group
-from newsletter.db import init_schema, make_engine
+from newsletter.db import make_engine
 from newsletter.llm import LLMClient, _litellm
 from newsletter.settings import load_settings
 from newsletter.summarize import write_reports
@@ -64,7 +65,7 @@ def main(count: int = 2000) -> None:
                 llm_concurrency=concurrency,
             )
             engine = make_engine(settings.database_url)
-            init_schema(engine)
+            prepare_database(engine)
             first, grouping, k = run(LLMClient(settings, engine, DAY), count)
             calls, inside = server.count, server.server_seconds
             reported = sum(u.prompt_tokens for u in llm_store.usage(engine, DAY))

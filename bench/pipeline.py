@@ -16,17 +16,13 @@ from typing import TypeVar
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.generate import papers as generate_papers
-from newsletter import classify, store, summarize
+from newsletter import classify, summarize
+from newsletter.app import Services
 from newsletter.chart import render_chart
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import ReaderView
-from newsletter.pipeline import (
-    Services,
-    build_digest,
-    load_sample,
-    render_view,
-    send,
-)
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import build_digest, load_sample, render_view, send
 from newsletter.settings import Settings
 from subscribers import store as subscriber_store
 
@@ -48,8 +44,8 @@ def run(label: str, workdir: Path, count: int | None) -> None:
     else:
         date = dt.date(2024, 11, 22)
         day = generate_papers(count, date)
-        timed("collect (store)", lambda: store.upsert_papers(svc.engine, day), rows)
-    papers = store.papers_on(svc.engine, date)
+        timed("collect (store)", lambda: upsert_papers(svc.engine, day), rows)
+    papers = papers_on(svc.engine, date)
     classification = timed(
         "classify (rules)", lambda: classify.classify_rules(papers, svc.taxonomy), rows
     )

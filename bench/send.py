@@ -117,7 +117,8 @@ def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None
 
     import sqlalchemy as sa
 
-    from newsletter.pipeline import Services, build_digest, load_sample, render_stage
+    from newsletter.app import Services
+    from newsletter.pipeline import build_digest, load_sample, render_stage
     from subscribers.models import Subscriber
 
     svc = Services.build(settings_for(url, double, 1000))
@@ -149,8 +150,9 @@ def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None
 
 def child(url: str, double: str, batch_size: int) -> None:
     """Run one send in this process and print its figures as JSON."""
+    from newsletter.app import Services
     from newsletter.delivery.sendgrid import SendGridBackend
-    from newsletter.pipeline import Services, send
+    from newsletter.pipeline import send
 
     svc = Services.build(settings_for(url, double, batch_size))
     backend = SendGridBackend.from_settings(svc.settings)

@@ -59,9 +59,9 @@ def databases() -> Iterator[list[tuple[str, str]]]:
 
 
 def measure(name: str, url: str) -> None:
+    from newsletter.app import Services
     from newsletter.delivery.memory import MemoryBackend
     from newsletter.locks import date_lock
-    from newsletter.pipeline import Services
     from newsletter.service import DailyRun, build_scheduler, health, missed_run
     from newsletter.settings import load_settings
 

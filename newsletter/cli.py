@@ -25,7 +25,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _services(args: argparse.Namespace) -> Any:
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
     from newsletter.settings import load_settings
 
     settings = load_settings()
@@ -129,10 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from newsletter import store
     from newsletter.delivery import get_backend
     from newsletter.delivery.memory import MemoryBackend
     from newsletter.delivery.progress import terminal_progress
+    from newsletter.papers import has_papers_on
     from newsletter.pipeline import collect, parse_date, resolve_date, send
     from newsletter.service import stop_on_signals
 
@@ -142,7 +142,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     backend = MemoryBackend() if args.dry_run else get_backend(svc.settings)
     # Prepare what is missing: with no papers stored for the date, collect them first.
     target = resolve_date(svc, date)
-    if target is None or not store.has_papers_on(svc.engine, target):
+    if target is None or not has_papers_on(svc.engine, target):
         for source in collect(svc, date).sources:
             if source.error:
                 print(f"source failed: {source.url}: {source.error}", file=sys.stderr)
@@ -167,7 +167,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    from newsletter import ledger, store
+    from newsletter import ledger
+    from newsletter.issues import get_issue
     from newsletter.pipeline import parse_date
 
     date = parse_date(args.date)
@@ -178,7 +179,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             raise InvalidInputError("nothing was sent yet; run `newsletter send` first")
         issue_id, date = latest
     else:
-        issue = store.get_issue(svc.engine, date)
+        issue = get_issue(svc.engine, date)
         if issue is None or issue.id is None:
             raise InvalidInputError(f"there is no issue for {date}; see `newsletter status`")
         issue_id = issue.id

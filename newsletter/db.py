@@ -1,4 +1,4 @@
-"""The database: engine, schema and the tables of papers, issues and deliveries.
+"""The database: engine, migrations and the tables of papers, issues and deliveries.
 
 One code path for SQLite and PostgreSQL. The engine is made by ``make_engine`` from
 settings at start, never at import time.
@@ -11,9 +11,11 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel
@@ -38,6 +40,12 @@ def table_of(model: type[SQLModel]) -> sa.Table:
     if not isinstance(table, sa.Table):
         raise TypeError(f"{model.__name__} is not mapped to a table")
     return table
+
+
+def insert_ignore(engine: Engine, table: sa.Table) -> Any:
+    """An INSERT that skips rows whose key already exists, on SQLite and PostgreSQL."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 class PaperRow(SQLModel, table=True):
@@ -170,10 +178,21 @@ def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest Alembic revision (idempotent).
 
     On PostgreSQL an advisory lock makes replicas that start together migrate one
-    after the other instead of racing on the same DDL.
+    after the other instead of racing on the same DDL. An unreachable database is a
+    ``DatabaseError`` that names the URL (password hidden) and what to check.
     """
-    if _at_head(engine):
-        return
+    try:
+        if not _at_head(engine):
+            _upgrade(engine)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        raise DatabaseError(
+            f"cannot reach the database {_redact(str(engine.url))}: {reason}; "
+            "check NEWSLETTER_DATABASE_URL and that the server is running"
+        ) from exc
+
+
+def _upgrade(engine: Engine) -> None:
     from importlib import resources
 
     from alembic import command
@@ -223,21 +242,6 @@ def is_managed(
     """Alembic filter: objects in the database but not in the models (APScheduler's job
     table, the search index and its column) belong to other code and are left alone."""
     return not (reflected and compare_to is None)
-
-
-def init_schema(engine: Engine) -> None:
-    """Create or upgrade the schema; the one place that touches DDL."""
-    from newsletter.search import ensure_index as ensure_search_index
-
-    try:
-        migrate(engine)
-        ensure_search_index(engine)
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
-        raise DatabaseError(
-            f"cannot reach the database {_redact(str(engine.url))}: {reason}; "
-            "check NEWSLETTER_DATABASE_URL and that the server is running"
-        ) from exc
 
 
 @contextmanager

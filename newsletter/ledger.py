@@ -35,10 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from newsletter.db import DeliveryRow, utcnow
+from newsletter.db import DeliveryRow, insert_ignore, utcnow
 from newsletter.delivery.tables import SEND_RUNS
 from newsletter.models import SendResult
-from newsletter.store import insert_ignore
 
 DELIVERIES: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 STATUSES = ("sending", "sent", "failed", "deferred", "unknown")

@@ -107,7 +107,7 @@ def store_answer(
     answered_by: str,
 ) -> None:
     """Keep the first stored answer when two runs race on the same question."""
-    from newsletter.store import insert_ignore
+    from newsletter.db import insert_ignore
 
     with engine.begin() as conn:
         conn.execute(

@@ -114,7 +114,7 @@ def _claim_row(engine: Engine, date: dt.date) -> Iterator[bool]:
 
 
 def _claim(engine: Engine, date: dt.date, owner: str) -> bool:
-    from newsletter.store import insert_ignore
+    from newsletter.db import insert_ignore
 
     now = utcnow()
     with engine.begin() as conn:

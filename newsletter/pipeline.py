@@ -21,47 +21,42 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from newsletter import classify, ledger, llm, store, summarize, weekly
-from newsletter.categories import Taxonomy, load_taxonomy
-from newsletter.db import init_schema, make_engine, utcnow
+from newsletter import classify, ledger, llm, summarize, weekly
+from newsletter.app import Services
+from newsletter.db import utcnow
 from newsletter.delivery import dispatch
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError, RenderError
 from newsletter.i18n import texts
+from newsletter.issues import (
+    ensure_issue,
+    get_issue,
+    interrupted_issues,
+    issue_dates,
+    newest_issue_before,
+    report_from_json,
+    report_to_json,
+    update_content,
+    update_issue,
+)
 from newsletter.models import CategorySection, Digest, Paper, ReaderView, RenderedIssue
+from newsletter.papers import (
+    announced_dates,
+    has_papers_on,
+    papers_between,
+    papers_on,
+    upsert_papers,
+)
 from newsletter.render import Links, render_empty_day, render_issue
 from newsletter.settings import Settings
 from newsletter.sources import empty_days
 from newsletter.sources.collect import CollectProgress, CollectReport, collect_all, parse_feed
 from newsletter.sources.fetch import Fetcher
+from newsletter.statuses import IssueStatus, advance
 from subscribers import store as subscriber_store
-from subscribers.tokens import Signer, reader_links
+from subscribers.tokens import reader_links
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """What every stage needs, built once from settings."""
-
-    settings: Settings
-    engine: Engine
-    taxonomy: Taxonomy
-    signer: Signer
-
-    @classmethod
-    def build(cls, settings: Settings) -> Services:
-        engine = make_engine(settings.database_url)
-        init_schema(engine)
-        return cls(
-            settings=settings,
-            engine=engine,
-            taxonomy=load_taxonomy(settings.categories_file),
-            signer=Signer(settings.secret_key, settings.old_secret_keys),
-        )
-
-    def archive_url(self, date: dt.date) -> str:
-        return f"{self.settings.base_url}/issues/{date.isoformat()}"
 
 
 def parse_date(text: str | None) -> dt.date | None:
@@ -124,7 +119,7 @@ def load_sample(svc: Services) -> dt.date:
 
     content = resources.files("newsletter").joinpath("data/sample-arxiv.xml").read_bytes()
     feed = parse_feed(content, "bundled-sample", svc.settings.include_replacements)
-    store.upsert_papers(svc.engine, feed.papers)
+    upsert_papers(svc.engine, feed.papers)
     assert feed.announced is not None
     return feed.announced
 
@@ -137,12 +132,12 @@ def resolve_date(svc: Services, date: dt.date | None) -> dt.date | None:
     """
     if date is not None:
         return date
-    done = store.issue_dates(svc.engine, status="sent")
+    done = issue_dates(svc.engine, status="sent")
     newest_done = max(done, default=None)
     return next(
         (
             d
-            for d in store.announced_dates(svc.engine)
+            for d in announced_dates(svc.engine)
             if d not in done and (newest_done is None or d > newest_done)
         ),
         None,
@@ -150,16 +145,6 @@ def resolve_date(svc: Services, date: dt.date | None) -> dt.date | None:
 
 
 # -- classify, summarize, chart: the digest ------------------------------------------------
-
-#: The issue row's status, in order; a re-run never moves it backwards.
-STAGES = ("collected", "classified", "summarized", "rendered", "sending", "sent")
-
-
-def advance(current: str, new: str) -> str:
-    """``new`` when it is a later stage than ``current``, else ``current``."""
-    if current in STAGES and STAGES.index(current) >= STAGES.index(new):
-        return current
-    return new
 
 
 def _classify(
@@ -187,7 +172,7 @@ def _reports(
         "extractive": [slug for slug, r in written.items() if r.made_by == "extractive"],
         "categories": len(written),
     }
-    return {slug: store.report_to_json(r) for slug, r in written.items()}, made
+    return {slug: report_to_json(r) for slug, r in written.items()}, made
 
 
 def made_with(content: dict[str, Any], language: str) -> str:
@@ -235,13 +220,13 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     Returns None when nothing was announced on ``date``.
     """
     language = language or svc.settings.language
-    if not store.has_papers_on(svc.engine, date):
+    if not has_papers_on(svc.engine, date):
         return None
-    issue = store.ensure_issue(svc.engine, date)
+    issue = ensure_issue(svc.engine, date)
     assert issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
     after = _window(svc, date, content)
-    papers = store.papers_between(svc.engine, after, date)
+    papers = papers_between(svc.engine, after, date)
     client = llm.client_for(svc.settings, svc.engine, date)
     if "classification" not in content:
         classification, made = _classify(svc, papers, client)
@@ -255,16 +240,16 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
             stored["made_with"] = made_with(stored, svc.settings.language)
 
         # Stored at once: a restart after a crash in the reports keeps the classification.
-        content = store.update_content(
+        content = update_content(
             svc.engine,
             issue.id,
             add_classification,
-            status=advance(issue.status, "classified"),
+            status=advance(issue.status, IssueStatus.CLASSIFIED),
             paper_count=len(papers),
         )
         if (theirs := _window(svc, date, content)) != after:  # another process was first
             after = theirs
-            papers = store.papers_between(svc.engine, after, date)
+            papers = papers_between(svc.engine, after, date)
     grouped = classify.group(
         papers, {k: tuple(v) for k, v in content["classification"].items()}, svc.taxonomy
     )
@@ -285,24 +270,24 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
                     stored["made_with"] = made_with(stored, svc.settings.language)
             stored.setdefault("charts", {}).setdefault(language, chart)
 
-        content = store.update_content(
+        content = update_content(
             svc.engine,
             issue.id,
             add_language,
             paper_count=len(papers),
         )
-        current = store.get_issue(svc.engine, date)
+        current = get_issue(svc.engine, date)
         assert current is not None
-        store.update_issue(
+        update_issue(
             svc.engine,
             issue.id,
-            status=advance(current.status, "summarized"),
+            status=advance(current.status, IssueStatus.SUMMARIZED),
             made_with=content["made_with"],
         )
     reports = content["reports"]
     charts = content["charts"]
     sections = tuple(
-        CategorySection(slug, members, store.report_from_json(reports[language][slug]))
+        CategorySection(slug, members, report_from_json(reports[language][slug]))
         for slug, members in grouped.items()
         if slug in reports[language]
     )
@@ -328,7 +313,7 @@ def window_after(svc: Services, date: dt.date) -> dt.date:
     began to), so the papers of the days in between, which never had an issue, are not
     lost; but never more than ``CATCH_UP_DAYS`` back. The first issue ever starts fresh.
     """
-    previous = store.newest_issue_before(svc.engine, date, ("sending", "sent"))
+    previous = newest_issue_before(svc.engine, date, ("sending", "sent"))
     if previous is None:
         return date - dt.timedelta(days=1)
     return max(previous, date - dt.timedelta(days=CATCH_UP_DAYS))
@@ -336,7 +321,7 @@ def window_after(svc: Services, date: dt.date) -> dt.date:
 
 def issue_window(svc: Services, date: dt.date) -> dt.date:
     """The issue of ``date`` carries papers announced after this day (see ``window_after``)."""
-    issue = store.get_issue(svc.engine, date)
+    issue = get_issue(svc.engine, date)
     return _window(svc, date, json.loads(issue.content or "{}") if issue else {})
 
 
@@ -365,11 +350,11 @@ def build_weekly_digest(svc: Services, date: dt.date, language: str | None = Non
     days = [start + dt.timedelta(days=n) for n in range(weekly.WEEK)]
     by_id: dict[str, Paper] = {}
     for day in days:
-        by_id.update((p.arxiv_id, p) for p in store.papers_on(svc.engine, day))
+        by_id.update((p.arxiv_id, p) for p in papers_on(svc.engine, day))
     papers = list(by_id.values())
     if not papers:
         return None
-    issue = store.ensure_issue(svc.engine, date)
+    issue = ensure_issue(svc.engine, date)
     assert issue.id is not None
     week: dict[str, Any] = json.loads(issue.content or "{}").get("weekly", {})
     client = llm.client_for(svc.settings, svc.engine, date)
@@ -389,7 +374,7 @@ def build_weekly_digest(svc: Services, date: dt.date, language: str | None = Non
                 mine["made"] = {"llm": svc.settings.llm_model, "classification": made}
                 mine["made"]["reports"] = {}
 
-        week = store.update_content(svc.engine, issue.id, add_classification)["weekly"]
+        week = update_content(svc.engine, issue.id, add_classification)["weekly"]
     grouped = classify.group(
         papers, {k: tuple(v) for k, v in week["classification"].items()}, svc.taxonomy
     )
@@ -404,13 +389,13 @@ def build_weekly_digest(svc: Services, date: dt.date, language: str | None = Non
                 mine["made"]["reports"][language] = made
             mine.setdefault("charts", {}).setdefault(language, chart)
 
-        week = store.update_content(svc.engine, issue.id, add_language)["weekly"]
+        week = update_content(svc.engine, issue.id, add_language)["weekly"]
     reports = week["reports"][language]
     return Digest(
         date=date,
         language=language,
         sections=tuple(
-            CategorySection(slug, members, store.report_from_json(reports[slug]))
+            CategorySection(slug, members, report_from_json(reports[slug]))
             for slug, members in grouped.items()
             if slug in reports
         ),
@@ -428,7 +413,7 @@ def _stored_classifications(
     no stored classification covers."""
     known: dict[str, list[str]] = {}
     for day in days:
-        issue = store.get_issue(svc.engine, day)
+        issue = get_issue(svc.engine, day)
         stored = json.loads(issue.content or "{}").get("classification", {}) if issue else {}
         known.update((k, v) for k, v in stored.items() if k in papers)
     return known, [p for k, p in papers.items() if k not in known]
@@ -456,18 +441,18 @@ def render_stage(svc: Services, digest: Digest) -> None:
     stored page (``content["rendered"][language]``: subject, html, text with the
     link placeholders) is what the archive can serve.
     """
-    issue = store.get_issue(svc.engine, digest.date)
+    issue = get_issue(svc.engine, digest.date)
     assert issue is not None and issue.id is not None
     content: dict[str, Any] = json.loads(issue.content or "{}")
     if digest.language not in content.get("rendered", {}):
         full = render_view(svc, digest, ReaderView(digest.slugs, digest.language))
         page = {"subject": full.subject, "html": full.html, "text": full.text}
-        store.update_content(
+        update_content(
             svc.engine,
             issue.id,
             lambda stored: stored.setdefault("rendered", {}).setdefault(digest.language, page),
         )
-    store.update_issue(svc.engine, issue.id, status=advance(issue.status, "rendered"))
+    update_issue(svc.engine, issue.id, status=advance(issue.status, IssueStatus.RENDERED))
 
 
 # -- send ------------------------------------------------------------------------------------
@@ -531,7 +516,7 @@ def _empty_day(
         return report
     report.notes.append(f"{why}; mailing the short 'no new papers' note")
     log.info("%s: mailing the no-new-papers note (NEWSLETTER_EMPTY_DAY=note)", why)
-    issue = store.get_issue(svc.engine, date)
+    issue = get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
     issue_id = issue.id
     by_language: dict[str, list[tuple[int, str]]] = {}
@@ -619,7 +604,7 @@ def _settle(
         report.notes.append(report.error)
     elif mark_sent and not pending:
         # Rejected readers are final (their address is suppressed): the issue is done.
-        store.update_issue(svc.engine, issue_id, status="sent", sent_at=utcnow())
+        update_issue(svc.engine, issue_id, status="sent", sent_at=utcnow())
     if report.deferred:
         report.notes.append(
             f"{report.deferred} readers failed temporarily; `newsletter send` retries them"
@@ -662,11 +647,11 @@ def send(
     base_digest = build_digest(svc, date)
     if base_digest is None:
         return _empty_day(svc, date, backend, report)
-    issue = store.get_issue(svc.engine, date)
+    issue = get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
     if not dry_run:
         render_stage(svc, base_digest)
-        store.update_issue(svc.engine, issue.id, status=advance(issue.status, "sending"))
+        update_issue(svc.engine, issue.id, status=advance(issue.status, IssueStatus.SENDING))
     retry = ("deferred", "unknown") if resend_unknown else ("deferred",)
     digests: dict[str, Digest] = {base_digest.language: base_digest}
     weekly_digests: dict[str, Digest] = {}
@@ -856,11 +841,11 @@ def run_once(
         return collected, send(svc, target, backend, should_stop=should_stop)
     finished: list[str] = []
     if date is None:
-        newest_sent = store.newest_issue_before(svc.engine, target, ("sent",))
+        newest_sent = newest_issue_before(svc.engine, target, ("sent",))
         since = target - dt.timedelta(days=CATCH_UP_DAYS)
         if newest_sent is not None:
             since = max(since, newest_sent + dt.timedelta(days=1))
-        for day in store.interrupted_issues(svc.engine, since, target):
+        for day in interrupted_issues(svc.engine, since, target):
             earlier = _send_held(svc, day, backend, should_stop)
             log.info("finished the interrupted issue of %s: %s", day, earlier.line())
             if earlier.stopped:
@@ -908,7 +893,7 @@ def preview(
     language = language or svc.settings.language
     wanted = svc.taxonomy.validate(categories) if categories else svc.taxonomy.slugs
     date = resolve_date(svc, date)
-    if (date is None or not store.has_papers_on(svc.engine, date)) and collect_if_empty:
+    if (date is None or not has_papers_on(svc.engine, date)) and collect_if_empty:
         collect(svc, date)
         date = resolve_date(svc, date)
     if date is None:

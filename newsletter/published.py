@@ -18,16 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.categories import FALLBACK_SLUG
-from newsletter.pipeline import STAGES
-from newsletter.store import ISSUES
-
-#: From "summarized" on, an issue has its reports: a visit reads them, it does not start
-#: the pipeline. Earlier stages (and ``empty`` days, which have no stage) stay private.
-PUBLIC_STATUSES = STAGES[STAGES.index("summarized") :]
+from newsletter.issues import ISSUES
+from newsletter.statuses import PUBLIC_STAGES
 
 
 def _is_public() -> sa.ColumnElement[bool]:
-    return sa.and_(ISSUES.c.status.in_(PUBLIC_STATUSES), ISSUES.c.paper_count > 0)
+    return sa.and_(ISSUES.c.status.in_(PUBLIC_STAGES), ISSUES.c.paper_count > 0)
 
 
 def public_dates() -> sa.Select[tuple[dt.date]]:

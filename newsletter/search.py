@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.models import Paper
+from newsletter.papers import PAPERS, paper_from_row
 from newsletter.published import public_dates
-from newsletter.store import PAPERS, paper_from_row
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ _PG_VECTOR = (
 def ensure_index(engine: Engine) -> None:
     """Create the search index if missing, filling it from papers already stored.
 
-    Idempotent and cheap when the index exists; called by ``db.init_schema``.
+    Idempotent and cheap when the index exists; called by ``app.prepare_database``.
     """
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

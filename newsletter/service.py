@@ -29,16 +29,19 @@ import sqlalchemy as sa
 import tenacity
 from sqlalchemy.engine import Engine
 
-from newsletter import runs, store
+from newsletter import runs
 from newsletter.db import utcnow
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DatabaseError, NewsletterError
+from newsletter.issues import get_issue, issue_dates
 from newsletter.locks import owner_gone, owner_id
 from newsletter.models import RenderedIssue
+from newsletter.papers import announced_dates
 from newsletter.scheduler import JOBS_TABLE, ServiceScheduler, last_fire_time, parse_trigger
 
 if TYPE_CHECKING:
-    from newsletter.pipeline import SendReport, Services
+    from newsletter.app import Services
+    from newsletter.pipeline import SendReport
     from newsletter.settings import Settings
     from newsletter.sources.collect import CollectReport
 
@@ -133,7 +136,7 @@ class DailyRun:
         from newsletter.pipeline import run_once
 
         engine = self.svc.engine
-        newest_sent_before = max(store.issue_dates(engine, status="sent"), default=None)
+        newest_sent_before = max(issue_dates(engine, status="sent"), default=None)
         run_id = runs.start_run(engine, trigger, scheduled_for, self.owner)
         log.info("daily run started (%s)", trigger, extra={"trigger": trigger})
         try:
@@ -214,7 +217,7 @@ def _judge(engine: Engine, collected: CollectReport, report: SendReport) -> RunO
         return RunOutcome("nothing", None, detail, problems)
     if not report.ok:
         return RunOutcome("failed", report.date, detail, problems)
-    issue = store.get_issue(engine, report.date)
+    issue = get_issue(engine, report.date)
     outcome = "sent" if issue is not None and issue.status == "sent" else "nothing"
     return RunOutcome(outcome, report.date, detail, problems)
 
@@ -252,11 +255,9 @@ def _missed_dates(
     """Announcements between the previous issue and this one that never got an issue."""
     if newest_sent_before is None or handled is None:
         return []
-    sent = store.issue_dates(engine, status="sent")
+    sent = issue_dates(engine, status="sent")
     return sorted(
-        d
-        for d in store.announced_dates(engine)
-        if newest_sent_before < d < handled and d not in sent
+        d for d in announced_dates(engine) if newest_sent_before < d < handled and d not in sent
     )
 
 
@@ -278,7 +279,7 @@ def connect(settings: Settings) -> Services:
     A container or unit often starts before its database; the service waits for it
     (NEWSLETTER_RUN_ATTEMPTS, NEWSLETTER_RUN_RETRY_SECONDS) instead of failing at once.
     """
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
 
     def log_wait(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -385,7 +386,7 @@ def health(
         sched["next_run_time"] = _local(scheduler.next_run_time(), settings.timezone)
         data["ok"] = scheduler.alive
     try:
-        sent = store.issue_dates(svc.engine, status="sent")
+        sent = issue_dates(svc.engine, status="sent")
         data["last_issue_date"] = _iso(max(sent, default=None))
         beats = runs.live_schedulers(svc.engine)
         sched["live_schedulers"] = len(beats)

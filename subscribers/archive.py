@@ -23,10 +23,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from newsletter import published, search
+from newsletter.app import Services
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, paper_count, texts
 from newsletter.models import Digest, Paper
-from newsletter.pipeline import Services, build_digest
+from newsletter.pipeline import build_digest
 from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url, section_context
 from newsletter.richtext import clean_line, safe_url
 from subscribers.templating import web_templates

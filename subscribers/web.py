@@ -28,11 +28,11 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
+from newsletter.app import Services
 from newsletter.categories import Taxonomy
 from newsletter.delivery.base import MailBackend
 from newsletter.errors import InvalidInputError, NewsletterError, TokenError, UnknownCategoryError
 from newsletter.i18n import LANGUAGES
-from newsletter.pipeline import Services
 from subscribers import archive, webhooks
 from subscribers.csrf import FIELD, Csrf, CsrfError
 from subscribers.http_guard import BodyGuard, SecurityHeaders

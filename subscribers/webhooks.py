@@ -31,7 +31,7 @@ from newsletter.delivery.events import apply_sendgrid_events, validate_events
 from newsletter.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
     from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -89,7 +89,7 @@ def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def services(settings):  # type: ignore[no-untyped-def]
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
 
     svc = Services.build(settings)
     yield svc

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import classify, ledger, store, summarize
+from newsletter import classify, ledger, summarize
+from newsletter.app import Services
 from newsletter.categories import load_taxonomy
 from newsletter.errors import ConfigurationError, InvalidInputError, UnknownCategoryError
+from newsletter.issues import ensure_issue, get_issue
 from newsletter.models import Paper, SendResult
-from newsletter.pipeline import Services, load_sample
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import load_sample
 from newsletter.settings import load_settings
 from subscribers import store as subscriber_store
 
@@ -98,17 +101,17 @@ def test_papers_are_stored_once(services: Services) -> None:
     date = load_sample(services)
     again = load_sample(services)
     assert date == again == dt.date(2024, 11, 22)
-    assert len(store.papers_on(services.engine, date)) == 24
-    p = store.papers_on(services.engine, date)[0]
+    assert len(papers_on(services.engine, date)) == 24
+    p = papers_on(services.engine, date)[0]
     assert p.authors and p.classes and p.abs_url.startswith("https://arxiv.org/abs/")
-    assert store.upsert_papers(services.engine, [p]) == 0
+    assert upsert_papers(services.engine, [p]) == 0
 
 
 def test_ledger_claims_each_reader_once(services: Services) -> None:
     load_sample(services)
     a = subscriber_store.add_active(services.engine, services.taxonomy, "a@example.com")
     b = subscriber_store.add_active(services.engine, services.taxonomy, "b@example.com")
-    issue = store.ensure_issue(services.engine, dt.date(2024, 11, 22))
+    issue = ensure_issue(services.engine, dt.date(2024, 11, 22))
     assert issue.id is not None
     first = ledger.claim(services.engine, issue.id, [(a.id, "nlp"), (b.id, "nlp")])
     second = ledger.claim(services.engine, issue.id, [(a.id, "nlp"), (b.id, "nlp")])
@@ -166,7 +169,7 @@ def test_languages_built_concurrently_are_all_kept(services: Services) -> None:
     for t in threads:
         t.join(120)
     assert errors == []
-    issue = store.get_issue(services.engine, date)
+    issue = get_issue(services.engine, date)
     assert issue is not None
     stored = json.loads(issue.content)
     assert set(stored["reports"]) == {"ko", "en", "ja", "de"}

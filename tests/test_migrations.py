@@ -8,13 +8,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from newsletter.db import import_table_modules, init_schema, is_managed, make_engine
+from newsletter.app import prepare_database
+from newsletter.db import import_table_modules, is_managed, make_engine
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
     engine = make_engine(database_url)
-    init_schema(engine)
-    init_schema(engine)  # idempotent: a second start changes nothing
+    prepare_database(engine)
+    prepare_database(engine)  # idempotent: a second start changes nothing
     import_table_modules()
     with engine.connect() as conn:
         context = MigrationContext.configure(
@@ -31,7 +32,7 @@ def test_replicas_starting_together_migrate_once(database_url: str) -> None:
 
     def start(engine: object) -> None:
         try:
-            init_schema(engine)  # type: ignore[arg-type]
+            prepare_database(engine)  # type: ignore[arg-type]
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -68,7 +69,7 @@ def test_a_database_at_head_starts_without_alembic(tmp_path: object) -> None:
     import sys
 
     url = f"sqlite:///{tmp_path}/at-head.db"
-    init_schema(make_engine(url))
+    prepare_database(make_engine(url))
     code = (
         "import sys; from newsletter.db import make_engine, migrate; "
         f"migrate(make_engine({url!r})); print('alembic' in sys.modules)"

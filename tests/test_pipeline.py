@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services, build_digest, load_sample, preview, send
+from newsletter.pipeline import build_digest, load_sample, preview, send
 from subscribers import store as subscriber_store
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
@@ -79,9 +80,9 @@ def test_same_date_twice_gives_one_issue_and_one_delivery(services: Services) ->
     second = send(services, SAMPLE_DATE, backend)
     assert (first.sent, second.sent) == (1, 0)
     assert len(backend.outbox) == 1
-    from newsletter import store
+    from newsletter.issues import issue_dates
 
-    assert store.issue_dates(services.engine) == {SAMPLE_DATE}
+    assert issue_dates(services.engine) == {SAMPLE_DATE}
 
 
 def test_reader_of_nlp_alone_gets_only_nlp(services: Services) -> None:

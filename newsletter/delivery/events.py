@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter import ledger
+from newsletter.db import insert_ignore
 from newsletter.delivery.tables import PROVIDER_EVENTS
 from newsletter.errors import InvalidInputError
-from newsletter.store import insert_ignore
 
 log = logging.getLogger(__name__)
 

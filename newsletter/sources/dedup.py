@@ -1,7 +1,7 @@
 """Storing collected papers so that each paper reaches readers exactly once.
 
 Identity is the arXiv id without version (``web:<hash>`` for other feeds). A paper
-already stored is never stored again (``store.upsert_papers`` ignores known ids),
+already stored is never stored again (``upsert_papers`` ignores known ids),
 so a re-run or a later day's re-announcement adds nothing. When the same paper
 comes again on the same announcement day from another feed (a cross-list), its
 stored row gains the new classes instead: one paper, all its classes.
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from newsletter import store
 from newsletter.models import Paper
+from newsletter.papers import CHUNK, PAPERS, upsert_papers
 from newsletter.sources.arxiv_rss import TYPE_RANK
 from newsletter.sources.base import merge_classes
 
-PAPERS = store.PAPERS
-CHUNK = store.CHUNK
+PAPERS = PAPERS
+CHUNK = CHUNK
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def store_papers(
                     merged += _merge_same_day(conn, paper, known[paper.arxiv_id])
         fresh = [p for p in chunk if p.arxiv_id not in known]
         # Inserted rows only: a concurrent run that stored one first makes it a duplicate.
-        inserted = store.upsert_papers(engine, fresh) if fresh else 0
+        inserted = upsert_papers(engine, fresh) if fresh else 0
         new += inserted
         duplicate += len(chunk) - inserted
         if on_chunk:

@@ -15,7 +15,8 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from newsletter import store
+from newsletter.issues import ISSUES, ensure_issue, get_issue, update_issue
+from newsletter.papers import PAPERS, has_papers_on
 from newsletter.sources import arxiv_rss
 from newsletter.sources.collect import CollectReport
 
@@ -42,20 +43,20 @@ def record(engine: Engine, dates: set[dt.date]) -> list[dt.date]:
     """Mark each date without stored papers as an empty day; returns those marked."""
     marked = []
     for date in sorted(dates):
-        if store.has_papers_on(engine, date):
+        if has_papers_on(engine, date):
             continue
-        issue = store.ensure_issue(engine, date)
+        issue = ensure_issue(engine, date)
         assert issue.id is not None
         if issue.status in ("collected", EMPTY):
-            store.update_issue(engine, issue.id, status=EMPTY, paper_count=0)
+            update_issue(engine, issue.id, status=EMPTY, paper_count=0)
             marked.append(date)
             log.info("arXiv announced nothing on %s (a weekend or holiday)", date)
     return marked
 
 
 def is_empty_day(engine: Engine, date: dt.date) -> bool:
-    issue = store.get_issue(engine, date)
-    return issue is not None and issue.status == EMPTY and not store.has_papers_on(engine, date)
+    issue = get_issue(engine, date)
+    return issue is not None and issue.status == EMPTY and not has_papers_on(engine, date)
 
 
 def latest_empty_day(engine: Engine) -> dt.date | None:
@@ -63,12 +64,12 @@ def latest_empty_day(engine: Engine) -> dt.date | None:
 
     An older empty day is stale: an issue with papers has been announced since.
     """
-    issues = store.ISSUES
+    issues = ISSUES
     with engine.connect() as conn:
         newest_empty = conn.execute(
             sa.select(sa.func.max(issues.c.date)).where(issues.c.status == EMPTY)
         ).scalar()
-        newest_paper = conn.execute(sa.select(sa.func.max(store.PAPERS.c.announced))).scalar()
+        newest_paper = conn.execute(sa.select(sa.func.max(PAPERS.c.announced))).scalar()
     if newest_empty is None or (newest_paper is not None and newest_paper >= newest_empty):
         return None
     return newest_empty  # type: ignore[no-any-return]

@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from newsletter import store
-from newsletter.pipeline import Services, build_digest, load_sample
+from newsletter.app import Services
+from newsletter.issues import ensure_issue, get_issue, update_issue
+from newsletter.pipeline import build_digest, load_sample
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 
@@ -51,7 +52,7 @@ def _sample_issue_row(tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
     try:
         date = load_sample(svc)
         assert build_digest(svc, date) is not None
-        issue = store.get_issue(svc.engine, date)
+        issue = get_issue(svc.engine, date)
         assert issue is not None
         return {
             "content": issue.content,
@@ -68,14 +69,14 @@ def sample_issue(services: Services, _sample_issue_row: dict[str, object]) -> dt
     """The bundled sample feed stored with its default-language issue: one public issue."""
     date = load_sample(services)
     assert date == SAMPLE_DATE
-    issue = store.ensure_issue(services.engine, date)
+    issue = ensure_issue(services.engine, date)
     assert issue.id is not None
-    store.update_issue(services.engine, issue.id, **_sample_issue_row)
+    update_issue(services.engine, issue.id, **_sample_issue_row)
     return date
 
 
 def issue_content(svc: Services, date: dt.date) -> dict[str, object]:
-    issue = store.get_issue(svc.engine, date)
+    issue = get_issue(svc.engine, date)
     assert issue is not None
     content: dict[str, object] = json.loads(issue.content)
     return content
@@ -90,7 +91,7 @@ def fake_issue(
     language: str = "ko",
 ) -> None:
     """An issue row as build_digest leaves it, without papers or chart: cheap list/feed data."""
-    issue = store.ensure_issue(svc.engine, date)
+    issue = ensure_issue(svc.engine, date)
     assert issue.id is not None
     classification: dict[str, list[str]] = {}
     for slug, n in counts.items():
@@ -100,7 +101,7 @@ def fake_issue(
         slug: {"conclusion": f"Conclusion about {slug} on {date.isoformat()}."} for slug in counts
     }
     content = {"classification": classification, "reports": {language: reports}, "charts": {}}
-    store.update_issue(
+    update_issue(
         svc.engine,
         issue.id,
         content=json.dumps(content),

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from newsletter import store
-from newsletter.pipeline import Services, build_digest, load_sample
+from newsletter.app import Services
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import build_digest, load_sample
 from newsletter.settings import load_settings
 from tests.fakes.browser import chromium
 from tests.fakes.webserver import free_port, newsletter_env, serve
@@ -39,13 +40,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     svc = Services.build(load_settings(database_url=url, feeds=[], mail_backend="memory"))
     date = load_sample(svc)
     wide = dataclasses.replace(
-        store.papers_on(svc.engine, date)[0],
+        papers_on(svc.engine, date)[0],
         arxiv_id="2411.77777",
         title="Supercalifragilistic" * 12 + " language models",
         authors=("Wolfeschlegelsteinhausenbergerdorff" * 3,),
         abs_url="https://arxiv.org/abs/2411.77777?" + "x" * 150,
     )
-    store.upsert_papers(svc.engine, [wide])
+    upsert_papers(svc.engine, [wide])
     assert build_digest(svc, date) is not None
     svc.engine.dispose()
     env = newsletter_env({"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_MAIL_BACKEND": "memory"})

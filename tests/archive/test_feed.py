@@ -7,7 +7,7 @@ import datetime as dt
 import feedparser
 from fastapi.testclient import TestClient
 
-from newsletter.pipeline import Services
+from newsletter.app import Services
 
 from .conftest import fake_issue
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter import store
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services, build_digest, load_sample, send
+from newsletter.issues import get_issue, update_issue
+from newsletter.pipeline import build_digest, load_sample, send
 from newsletter.settings import load_settings
 from subscribers import store as subscriber_store
 from tests.fakes.llm_server import LANGUAGE, FakeLLMServer
@@ -120,11 +121,11 @@ def test_llm_cache_is_keyed_by_language(llm_services: Services, llm_server: Fake
     en = build_digest(llm_services, date, "en")
     assert ko is not None and en is not None
     asked = llm_server.count
-    issue = store.get_issue(llm_services.engine, date)
+    issue = get_issue(llm_services.engine, date)
     assert issue is not None and issue.id is not None
     content = json.loads(issue.content)
     content["reports"], content["charts"] = {}, {}
-    store.update_issue(llm_services.engine, issue.id, content=json.dumps(content))
+    update_issue(llm_services.engine, issue.id, content=json.dumps(content))
     again_en = build_digest(llm_services, date, "en")
     again_ko = build_digest(llm_services, date, "ko")
     assert again_en is not None and again_ko is not None

@@ -8,9 +8,11 @@ from html.parser import HTMLParser
 
 from fastapi.testclient import TestClient
 
-from newsletter import store
+from newsletter.app import Services
+from newsletter.issues import get_issue, update_issue
 from newsletter.models import Paper, ReaderView
-from newsletter.pipeline import Services, build_digest, load_sample, render_view
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import build_digest, load_sample, render_view
 from subscribers import store as subscriber_store
 
 from .conftest import fake_issue, issue_content
@@ -140,16 +142,16 @@ def test_issue_that_carries_missed_days_says_so(services: Services, client: Test
     from dataclasses import replace
 
     date = load_sample(services)
-    [first, *_] = store.papers_on(services.engine, date)
+    [first, *_] = papers_on(services.engine, date)
     missed_day = date - dt.timedelta(days=2)
     carried = replace(first, arxiv_id="9901.00001", abs_url="https://arxiv.org/abs/9901.00001")
-    store.upsert_papers(services.engine, [replace(carried, announced=missed_day)])
+    upsert_papers(services.engine, [replace(carried, announced=missed_day)])
     fake_issue(services, date - dt.timedelta(days=4), {"nlp": 1})  # the last issue before
     digest = build_digest(services, date)
     assert digest is not None and digest.covers_from == missed_day
-    issue = store.get_issue(services.engine, date)
+    issue = get_issue(services.engine, date)
     assert issue is not None and issue.id is not None
-    store.update_issue(services.engine, issue.id, status="sent")
+    update_issue(services.engine, issue.id, status="sent")
     page = client.get(f"/issues/{date}?lang=en")
     assert page.status_code == 200
     assert f"papers announced from {missed_day}" in page.text
@@ -220,7 +222,7 @@ def test_day_with_papers_but_no_issue_yet_is_not_public(
     date = load_sample(services)
     assert client.get(f"/issues/{date}").status_code == 404
     assert client.get(f"/issues/{date}/chart.png?lang=en").status_code == 404
-    assert store.get_issue(services.engine, date) is None
+    assert get_issue(services.engine, date) is None
 
 
 MALFORMED_DATES = (
@@ -264,7 +266,7 @@ def test_paper_text_is_escaped_and_only_web_links_are_kept(
         abs_url="javascript:alert(1)",
         pdf_url="data:text/html,<script>alert(2)</script>",
     )
-    store.upsert_papers(services.engine, [evil])
+    upsert_papers(services.engine, [evil])
     assert build_digest(services, date) is not None
     html = client.get(f"/issues/{date}").text
     assert "<script>alert" not in html and "<b>Mallory" not in html

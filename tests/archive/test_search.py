@@ -8,9 +8,11 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from newsletter import search, store
+from newsletter import search
+from newsletter.app import Services
 from newsletter.models import Paper
-from newsletter.pipeline import Services, build_digest, load_sample
+from newsletter.papers import PAPERS, papers_on, upsert_papers
+from newsletter.pipeline import build_digest, load_sample
 from newsletter.search import MAX_QUERY_CHARS, MAX_TERMS, fts5_match, parse_query, search_papers
 
 from .conftest import SAMPLE_DATE
@@ -70,7 +72,7 @@ def test_parse_query_cuts_long_input() -> None:
 
 
 def test_finds_by_title_abstract_author_with_stemming(indexed: Services) -> None:
-    papers = store.papers_on(indexed.engine, SAMPLE_DATE)
+    papers = papers_on(indexed.engine, SAMPLE_DATE)
     target = next(p for p in papers if "Memory" in p.title)
     title_hit = search_papers(indexed.engine, parse_query("ultra sparse memory"))
     assert target.title in _titles(title_hit)
@@ -116,9 +118,9 @@ def test_index_follows_inserts_updates_and_deletes(indexed: Services) -> None:
     engine = indexed.engine
     query = parse_query("zygomorphic")
     assert search_papers(engine, query).papers == ()
-    store.upsert_papers(engine, [_paper("2411.99999", "Zygomorphic flowers in latent space")])
+    upsert_papers(engine, [_paper("2411.99999", "Zygomorphic flowers in latent space")])
     assert _titles(search_papers(engine, query)) == ["Zygomorphic flowers in latent space"]
-    papers = store.PAPERS
+    papers = PAPERS
     with engine.begin() as conn:
         conn.execute(
             sa.update(papers)
@@ -143,41 +145,42 @@ def _drop_index(svc: Services) -> None:
 
 
 def test_index_created_later_covers_papers_already_stored(indexed: Services) -> None:
-    """A database made before search existed gets a full index from init_schema."""
-    from newsletter.db import init_schema
+    """A database made before search existed gets a full index from prepare_database."""
+    from newsletter.app import prepare_database
 
     before = _titles(search_papers(indexed.engine, parse_query("learning"), limit=1000))
     _drop_index(indexed)
-    init_schema(indexed.engine)
-    init_schema(indexed.engine)  # idempotent
+    prepare_database(indexed.engine)
+    prepare_database(indexed.engine)  # idempotent
     after = _titles(search_papers(indexed.engine, parse_query("learning"), limit=1000))
     assert before and sorted(after) == sorted(before)
 
 
 def test_sqlite_index_repaired_when_a_trigger_went_missing(sqlite_url: str) -> None:
     """A table rebuilt behind its back (e.g. a batch migration) gets a fresh index."""
-    from newsletter.db import init_schema, make_engine
+    from newsletter.app import prepare_database
+    from newsletter.db import make_engine
 
     engine = make_engine(sqlite_url)
-    init_schema(engine)
+    prepare_database(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TRIGGER papers_fts_ai"))
-    store.upsert_papers(engine, [_paper("2411.66666", "Quokka dynamics")])
+    upsert_papers(engine, [_paper("2411.66666", "Quokka dynamics")])
     query = parse_query("quokka")
     assert search_papers(engine, query, published_only=False).papers == ()
-    init_schema(engine)
+    prepare_database(engine)
     assert _titles(search_papers(engine, query, published_only=False)) == ["Quokka dynamics"]
     engine.dispose()
 
 
 def test_hostile_queries_are_plain_words(indexed: Services) -> None:
-    stored = len(store.papers_on(indexed.engine, SAMPLE_DATE))
+    stored = len(papers_on(indexed.engine, SAMPLE_DATE))
     for raw in HOSTILE:
         page = search_papers(indexed.engine, parse_query(raw))
         if page.query.terms == ("model",):
             assert page.papers, f"{raw!r} is the word 'model' and should find papers about models"
     # Nothing is lost: the table is intact and still searchable.
-    assert len(store.papers_on(indexed.engine, SAMPLE_DATE)) == stored
+    assert len(papers_on(indexed.engine, SAMPLE_DATE)) == stored
     assert search_papers(indexed.engine, parse_query("learning")).papers
 
 
@@ -191,5 +194,5 @@ def test_search_sees_papers_with_quotes_and_operators_in_titles(indexed: Service
     odd = dataclasses.replace(
         _paper("2411.88888", 'Why "NEAR" AND (OR) * breaks: a^2 \\ study'), abstract="x"
     )
-    store.upsert_papers(indexed.engine, [odd])
+    upsert_papers(indexed.engine, [odd])
     assert _titles(search_papers(indexed.engine, parse_query('"NEAR" AND (OR)'))) == [odd.title]

@@ -7,9 +7,10 @@ from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 
-from newsletter import store
+from newsletter.app import Services
 from newsletter.models import Paper
-from newsletter.pipeline import Services, build_digest, load_sample
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import build_digest, load_sample
 from newsletter.search import MAX_QUERY_CHARS, parse_query
 
 from .conftest import SAMPLE_DATE
@@ -38,7 +39,7 @@ def test_search_pages(services: Services, client: TestClient) -> None:
         Paper(f"2411.9{i:04d}", f"Zebra stripes {i}", "About zebras.", ("A. Author",), date)
         for i in range(25)
     ]
-    store.upsert_papers(services.engine, zebras)
+    upsert_papers(services.engine, zebras)
     assert build_digest(services, date) is not None
     first = client.get("/search", params={"q": "zebra"})
     assert first.text.count("Zebra stripes") == 20
@@ -54,14 +55,14 @@ def test_search_pages(services: Services, client: TestClient) -> None:
 def test_hostile_queries_answer_a_page(
     services: Services, client: TestClient, sample_issue: dt.date
 ) -> None:
-    before = len(store.papers_on(services.engine, SAMPLE_DATE))
+    before = len(papers_on(services.engine, SAMPLE_DATE))
     for raw in HOSTILE:
         page = client.get(f"/search?q={quote(raw)}")
         assert page.status_code == 200, raw
         assert "<script" not in page.text
         if parse_query(raw).empty:
             assert "검색할 단어를 하나 이상 입력하세요." in page.text, raw
-    assert len(store.papers_on(services.engine, SAMPLE_DATE)) == before
+    assert len(papers_on(services.engine, SAMPLE_DATE)) == before
 
 
 def test_very_long_query_is_cut(client: TestClient, sample_issue: dt.date) -> None:

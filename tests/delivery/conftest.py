@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from newsletter.app import Services
 from newsletter.delivery.base import Envelope, MessageBatch
 from newsletter.models import InlineImage, RenderedIssue
-from newsletter.pipeline import Services
 from tests.fakes.sendgrid_double import SendGridDouble, SpecMissing, validator
 from tests.fakes.smtp_server import SMTPSink
 
@@ -152,7 +152,7 @@ def batch_of(rendered: RenderedIssue, envelopes: Sequence[Envelope]) -> MessageB
 @pytest.fixture(scope="session")
 def sample_issue_content(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The sample day's stored stages (classification, reports, chart), computed once."""
-    from newsletter import store
+    from newsletter.issues import get_issue
     from newsletter.pipeline import build_digest, load_sample, render_stage
     from newsletter.settings import load_settings
 
@@ -164,7 +164,7 @@ def sample_issue_content(tmp_path_factory: pytest.TempPathFactory) -> str:
             digest = build_digest(svc, SAMPLE_DATE, language)
             assert digest is not None
             render_stage(svc, digest)  # the stored full page, rendered before any send
-        issue = store.get_issue(svc.engine, SAMPLE_DATE)
+        issue = get_issue(svc.engine, SAMPLE_DATE)
         assert issue is not None
         return issue.content
     finally:
@@ -173,16 +173,14 @@ def sample_issue_content(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def prepare_issue(svc: Services, content: str) -> int:
     """The sample's papers and stored digest in ``svc``'s database; returns the issue id."""
-    from newsletter import store
+    from newsletter.issues import ensure_issue, update_issue
     from newsletter.pipeline import load_sample
 
     load_sample(svc)
-    issue = store.ensure_issue(svc.engine, SAMPLE_DATE)
+    issue = ensure_issue(svc.engine, SAMPLE_DATE)
     assert issue.id is not None
     made_with = json.loads(content).get("made_with", "offline")
-    store.update_issue(
-        svc.engine, issue.id, content=content, status="rendered", made_with=made_with
-    )
+    update_issue(svc.engine, issue.id, content=content, status="rendered", made_with=made_with)
     return issue.id
 
 
@@ -235,11 +233,11 @@ def delivery_services(settings: Any, sample_issue_content: str) -> Iterator[Serv
 @pytest.fixture
 def ledger_services(settings: Any) -> Iterator[Services]:
     """Services with just the sample date's issue row: for tests that need no papers."""
-    from newsletter import store
+    from newsletter.issues import ensure_issue
 
     svc = Services.build(
         settings.model_copy(update={"secret_key": SECRET, "base_url": "https://news.example.org"})
     )
-    store.ensure_issue(svc.engine, SAMPLE_DATE)
+    ensure_issue(svc.engine, SAMPLE_DATE)
     yield svc
     svc.engine.dispose()

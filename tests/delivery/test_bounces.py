@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import ledger, store
+from newsletter import ledger
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.bounces import import_bounces
+from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from subscribers import store as subscriber_store
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
@@ -61,7 +62,7 @@ def readers(ledger_services: Services) -> list[int]:
     """Four readers; the first three had the sample issue (SMTP message ids m0..m2)."""
     svc = ledger_services
     ids = add_readers(svc, 4)
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
     ledger.claim(svc.engine, issue.id, [(i, "nlp") for i in ids[:3]])
     ledger.record(
@@ -101,7 +102,7 @@ def test_an_mbox_of_bounces(ledger_services: Services, readers: list[int], tmp_p
     assert (report.messages, report.bounced, report.temporary) == (6, 1, 2)
     assert (report.already, report.unknown, report.not_dsn) == (1, 1, 1)
     assert [status(svc, i) for i in readers] == ["bounced", "active", "active", "unsubscribed"]
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
     rows = {r.email: r for r in ledger.list_deliveries(svc.engine, issue.id)}
     assert rows["reader0@example.com"].status == "failed"

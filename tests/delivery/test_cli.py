@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.progress import terminal_progress
-from newsletter.pipeline import Services
 from tests.delivery.conftest import SECRET, add_readers
 from tests.fakes.feeds import FeedServer
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import ledger, store
-from newsletter.pipeline import Services
+from newsletter import ledger
+from newsletter.app import Services
+from newsletter.issues import get_issue
 from tests.delivery.conftest import SAMPLE_DATE, SECRET, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble
 
@@ -97,7 +98,7 @@ def kill_at(double: SendGridDouble, hook: str, env: dict[str, str]) -> None:
 
 
 def ledger_status(svc: Services) -> dict[str, str]:
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
     return {r.email: r.status for r in ledger.list_deliveries(svc.engine, issue.id)}
 

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import ledger
+from newsletter.app import Services
 from newsletter.db import make_engine
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +46,9 @@ CLAIMER = textwrap.dedent(
 
 @pytest.fixture
 def issue(ledger_services: Services) -> int:
-    from newsletter import store
+    from newsletter.issues import get_issue
 
-    row = store.get_issue(ledger_services.engine, SAMPLE_DATE)
+    row = get_issue(ledger_services.engine, SAMPLE_DATE)
     assert row is not None and row.id is not None
     return row.id
 

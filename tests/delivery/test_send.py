@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from newsletter import ledger, store
+from newsletter import ledger
+from newsletter.app import Services
 from newsletter.delivery import dispatch
 from newsletter.delivery.base import MailBackend
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.delivery.sendgrid import RetryPolicy, SendGridBackend
 from newsletter.delivery.smtp import SMTPBackend
 from newsletter.errors import FailureBudgetExceeded
+from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from newsletter.pipeline import SendReport, Services, send
+from newsletter.pipeline import SendReport, send
 from subscribers.models import Subscriber
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step
@@ -44,7 +46,7 @@ def sendgrid_backend(
 
 
 def issue_id(svc: Services) -> int:
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
     return issue.id
 
@@ -75,7 +77,7 @@ def test_every_reader_gets_the_issue_once(
     assert (second.sent, second.already) == (0, 30)
     assert len(sendgrid.seen) == 3
     assert set(statuses(svc).values()) == {"sent"}
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.status == "sent"
 
 
@@ -109,7 +111,7 @@ def test_a_rejected_address_fails_alone_and_is_not_retried(
     assert "reader99@gone.invalid" not in sendgrid.recipients
     # A rejection is final (the address is suppressed), so the issue is done, not left
     # "sending" for a later run to resume.
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.status == "sent"
     requests = len(sendgrid.seen)
     again = run(svc, sendgrid_backend(sendgrid))

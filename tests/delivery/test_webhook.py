@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from newsletter import ledger, store
+from newsletter import ledger
+from newsletter.app import Services
+from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from subscribers import store as subscriber_store
 from subscribers import webhooks
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
@@ -73,7 +74,7 @@ def client(app_services: Services) -> Iterator[TestClient]:
 def sent(app_services: Services) -> tuple[int, list[int]]:
     """Three readers with the sample issue recorded as sent to them."""
     svc = app_services
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     assert issue is not None and issue.id is not None
     ids = add_readers(svc, 3)
     ledger.claim(svc.engine, issue.id, [(i, "nlp") for i in ids])

@@ -66,7 +66,7 @@ def make_settings(
 
 @pytest.fixture
 def llm_services(make_settings: Callable[..., Settings]) -> Iterator[Any]:
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
 
     svc = Services.build(make_settings())
     yield svc

@@ -9,8 +9,9 @@ import email.utils
 import pytest
 
 from newsletter import llm_store
+from newsletter.app import prepare_database
 from newsletter.classify import ClassificationAnswer
-from newsletter.db import init_schema, make_engine
+from newsletter.db import make_engine
 from newsletter.llm import (
     AnswerRejected,
     answer_schema,
@@ -127,7 +128,7 @@ def test_retry_after_forms() -> None:
 
 def test_prompt_version_is_part_of_the_cache_key(database_url: str) -> None:
     engine = make_engine(database_url)
-    init_schema(engine)
+    prepare_database(engine)
     try:
         llm_store.store_answer(engine, "m", "classify", 1, "h", '{"a": 1}', "m")
         llm_store.store_answer(engine, "m", "classify", 1, "h", '{"a": 2}', "m")  # race: first wins

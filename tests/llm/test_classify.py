@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from newsletter import llm_store, store
+from newsletter import llm_store
+from newsletter.app import Services
 from newsletter.categories import load_taxonomy
 from newsletter.classify import ABSTRACT_CHARS, classify_llm, classify_one
+from newsletter.issues import ISSUES, get_issue
 from newsletter.llm import LLMClient
-from newsletter.pipeline import Services, build_digest
+from newsletter.papers import upsert_papers
+from newsletter.pipeline import build_digest
 from tests.fakes.llm_server import UNSENT_ID, FakeLLMServer, Step, data_rows
 from tests.llm.helpers import DAY, day_of, paper
 
@@ -24,7 +27,7 @@ TAXONOMY = load_taxonomy()
 
 
 def stored(svc: Services) -> dict[str, Any]:
-    issue = store.get_issue(svc.engine, DAY)
+    issue = get_issue(svc.engine, DAY)
     assert issue is not None
     return dict(json.loads(issue.content))
 
@@ -39,7 +42,7 @@ def test_calls_are_batches_plus_categories_and_a_rerun_is_free(
     llm_services: Services, llm_server: FakeLLMServer
 ) -> None:
     count = 85
-    store.upsert_papers(llm_services.engine, day_of(count))
+    upsert_papers(llm_services.engine, day_of(count))
     digest = build_digest(llm_services, DAY)
     assert digest is not None
     k = len(digest.sections)
@@ -58,7 +61,7 @@ def test_calls_are_batches_plus_categories_and_a_rerun_is_free(
     assert build_digest(llm_services, DAY) == digest  # stored on the issue row
     # a fresh issue row (the stored stages gone) is answered from the cache: 0 calls
     with llm_services.engine.begin() as conn:
-        conn.execute(sa.delete(store.ISSUES))
+        conn.execute(sa.delete(ISSUES))
     again = build_digest(llm_services, DAY)
     assert again is not None and again.sections == digest.sections
     assert llm_server.count == math.ceil(count / 40) + k

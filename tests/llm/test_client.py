@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import llm_store
+from newsletter.app import prepare_database
 from newsletter.categories import load_taxonomy
 from newsletter.classify import ClassificationAnswer, _batch_prompt
-from newsletter.db import init_schema, make_engine
+from newsletter.db import make_engine
 from newsletter.errors import LLMError
 from newsletter.llm import Answer, LLMClient
 from newsletter.settings import Settings
@@ -34,7 +35,7 @@ def client(make_settings: Callable[..., Settings]) -> Callable[..., LLMClient]:
     def build(**overrides: Any) -> LLMClient:
         settings = make_settings(**overrides)
         engine = make_engine(settings.database_url)
-        init_schema(engine)
+        prepare_database(engine)
         engines.append(engine)
         return LLMClient(settings, engine, DAY)
 

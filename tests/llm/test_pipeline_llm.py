@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from newsletter import llm_store, store
+from newsletter import llm_store
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services, build_digest, load_sample, made_with, send
+from newsletter.issues import ISSUES, get_issue
+from newsletter.papers import upsert_papers
+from newsletter.pipeline import build_digest, load_sample, made_with, send
 from subscribers import store as subscriber_store
 from tests.fakes.llm_server import FakeLLMServer, Step
 from tests.llm.helpers import DAY
@@ -74,7 +77,7 @@ def test_outage_still_sends_and_the_footer_says_so(
         assert digest.made_with == expected
         assert expected in _text(backend.outbox[0])
         assert all(s.report.made_by == "extractive" for s in digest.sections)
-        issue = store.get_issue(svc.engine, DAY)
+        issue = get_issue(svc.engine, DAY)
         assert issue is not None and issue.made_with == expected
         (line,) = llm_store.usage(svc.engine, DAY)
         assert (line.calls, line.failed, line.purpose) == (2, 2, "classify")
@@ -104,7 +107,7 @@ def test_rerun_in_another_process_makes_no_call(
     assert first is not None
     calls = llm_server.count
     with llm_services.engine.begin() as conn:
-        conn.execute(sa.delete(store.ISSUES))  # a fresh issue row: nothing stored on it
+        conn.execute(sa.delete(ISSUES))  # a fresh issue row: nothing stored on it
     env = {
         **os.environ,
         "NEWSLETTER_DATABASE_URL": llm_services.settings.database_url,
@@ -133,7 +136,7 @@ def test_budget_cut_shows_in_the_email(make_settings: Any, llm_server: FakeLLMSe
 
     svc = Services.build(make_settings(llm_max_input_tokens=1500, language="en"))
     try:
-        store.upsert_papers(svc.engine, day_of(60))
+        upsert_papers(svc.engine, day_of(60))
         digest = build_digest(svc, DAY)
         assert digest is not None
         cut = [s for s in digest.sections if s.report.covered < s.report.total]

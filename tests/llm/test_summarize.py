@@ -77,7 +77,7 @@ def test_unusable_report_falls_back_to_extractive(
 def test_large_category_is_cut_to_the_token_budget_most_relevant_first(
     make_settings: object, llm_server: FakeLLMServer
 ) -> None:
-    from newsletter.pipeline import Services
+    from newsletter.app import Services
 
     svc = Services.build(make_settings(llm_max_input_tokens=2500))  # type: ignore[operator]
     try:

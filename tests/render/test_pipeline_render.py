@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import ReaderView
-from newsletter.pipeline import Services, build_digest, load_sample, render_view, send
+from newsletter.pipeline import build_digest, load_sample, render_view, send
 from newsletter.settings import Settings, load_settings
 from subscribers import store as subscriber_store
 from tests.render.htmlcheck import parse

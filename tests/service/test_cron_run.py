@@ -7,11 +7,11 @@ import dataclasses
 import threading
 
 from newsletter import runs
+from newsletter.app import Services
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import DeliveryError
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from newsletter.service import cron_run
 from tests.service.conftest import SAMPLE_DATE, seed
 

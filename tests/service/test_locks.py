@@ -11,7 +11,8 @@ import time
 
 import sqlalchemy as sa
 
-from newsletter.db import init_schema, make_engine
+from newsletter.app import prepare_database
+from newsletter.db import make_engine
 from newsletter.locks import CLAIMS, date_lock
 
 DAY = dt.date(2024, 11, 22)
@@ -19,7 +20,7 @@ DAY = dt.date(2024, 11, 22)
 
 def test_second_holder_is_refused_until_release(database_url: str) -> None:
     one, two = make_engine(database_url), make_engine(database_url)
-    init_schema(one)
+    prepare_database(one)
     with date_lock(one, DAY) as held:
         assert held
         with date_lock(two, DAY) as other:
@@ -35,7 +36,7 @@ def test_second_holder_is_refused_until_release(database_url: str) -> None:
 def test_lock_is_released_when_the_holder_dies(database_url: str) -> None:
     """A killed process never blocks the date: PG drops its session, SQLite sees a dead pid."""
     engine = make_engine(database_url)
-    init_schema(engine)
+    prepare_database(engine)
     holder = textwrap.dedent(
         f"""
         import datetime as dt, sys, time
@@ -77,7 +78,7 @@ def _lock_frees_within(engine: sa.Engine, seconds: float) -> bool:
 
 def test_sqlite_claim_of_a_live_process_elsewhere_is_respected(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
-    init_schema(engine)
+    prepare_database(engine)
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         conn.execute(sa.insert(CLAIMS).values(date=DAY, owner="other-host:1:abc", claimed_at=now))

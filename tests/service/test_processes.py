@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import store
-from newsletter.pipeline import Services, build_digest, load_sample
+from newsletter.app import Services
+from newsletter.issues import get_issue, issue_dates
+from newsletter.pipeline import build_digest, load_sample
 from newsletter.settings import load_settings
 from tests.conftest import pg_schema_url
 from tests.service.conftest import SAMPLE_DATE, add_readers, cli_env, newsletter_cmd, seed
@@ -85,7 +86,7 @@ def procs() -> Iterator[list[Proc]]:
 
 
 def issue_status(svc: Services) -> str | None:
-    issue = store.get_issue(svc.engine, SAMPLE_DATE)
+    issue = get_issue(svc.engine, SAMPLE_DATE)
     return None if issue is None else issue.status
 
 
@@ -146,14 +147,14 @@ def test_two_schedulers_on_postgresql_send_one_issue(
     def settled() -> bool:
         started = all(any("scheduler started" in line for line in p.log_lines()) for p in procs)
         recent = runs.recent_runs(svc.engine, 10)
-        sent = store.issue_dates(svc.engine, status="sent") == {SAMPLE_DATE}
+        sent = issue_dates(svc.engine, status="sent") == {SAMPLE_DATE}
         return started and sent and all(r.finished_at for r in recent)
 
     wait_for(settled)
     assert [p.terminate() for p in procs] == [0, 0]
     everyone = recipients(tmp_path / "outbox")
     assert len(everyone) == len(set(everyone)) == readers
-    assert store.issue_dates(svc.engine) == {SAMPLE_DATE}
+    assert issue_dates(svc.engine) == {SAMPLE_DATE}
     outcomes = sorted(r.outcome for r in runs.recent_runs(svc.engine, 10) if r.finished_at)
     assert outcomes.count("sent") == 1
     assert set(outcomes) <= {"sent", "skipped", "nothing"}

@@ -19,11 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from newsletter import runs, store
+from newsletter import runs
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.db import make_engine
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services, send
+from newsletter.issues import issue_dates
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import send
 from newsletter.service import DailyRun, build_scheduler, health, missed_run, serve, status_lines
 from tests.service.conftest import SAMPLE_DATE, seed
 
@@ -141,7 +144,7 @@ def test_database_down_is_retried_with_back_off_reported_and_caught_up_later(
     assert str(report["To"]) == "ops@example.com"
     assert "failed" in str(report["Subject"])
     assert "unreachable after 3 attempts" in report.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert store.issue_dates(live.engine, status="sent") == set()
+    assert issue_dates(live.engine, status="sent") == set()
     # The database is back: the next start sees the 07:00 run never completed and catches up.
     sched = build_scheduler(live, DailyRun(live, factory(backend)))
     at_nine = dt.datetime(2024, 11, 22, 9, 0, tzinfo=SEOUL)
@@ -191,10 +194,9 @@ def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
 ) -> None:
     from newsletter import i18n
     from newsletter.pipeline import CATCH_UP_DAYS, build_digest
-    from newsletter.store import upsert_papers
 
     seed(services, readers=1)
-    papers = store.papers_on(services.engine, SAMPLE_DATE)[:3]
+    papers = papers_on(services.engine, SAMPLE_DATE)[:3]
     ago = {days: SAMPLE_DATE - dt.timedelta(days=days) for days in (12, 10, 2)}
     upsert_papers(
         services.engine,
@@ -217,7 +219,7 @@ def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
     assert digest is not None and digest.covers_from == ago[2]
     ids = {p.arxiv_id for section in digest.sections for p in section.papers}
     assert "9902.00001" in ids and "9910.00001" not in ids
-    assert store.issue_dates(services.engine, status="sent") == {ago[12], SAMPLE_DATE}
+    assert issue_dates(services.engine, status="sent") == {ago[12], SAMPLE_DATE}
     [_, mail] = backend.outbox
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert i18n.long_date(ago[2], "en") in text  # the reader (English) sees the range it covers

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from newsletter.service import serve
 from tests.service.conftest import seed
 from tests.service.test_service import with_settings

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from newsletter import ledger, store
+from newsletter import ledger
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.issues import ensure_issue, get_issue
+from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import (
     SendReport,
-    Services,
-    advance,
     build_digest,
     load_sample,
     render_stage,
@@ -18,28 +19,28 @@ from newsletter.pipeline import (
     run_once,
     send,
 )
-from newsletter.store import upsert_papers
+from newsletter.statuses import advance
 from tests.service.conftest import add_readers, seed
 
 
 def _status(svc: Services, date: dt.date) -> str:
-    issue = store.get_issue(svc.engine, date)
+    issue = get_issue(svc.engine, date)
     assert issue is not None
     return issue.status
 
 
 def test_status_walks_every_stage_and_each_output_is_stored(services: Services) -> None:
     date = seed(services, readers=3)
-    store.ensure_issue(services.engine, date)
+    ensure_issue(services.engine, date)
     assert _status(services, date) == "collected"
     digest = build_digest(services, date)
     assert digest is not None
-    issue = store.get_issue(services.engine, date)
+    issue = get_issue(services.engine, date)
     assert issue is not None and issue.status == "summarized"
     content = json.loads(issue.content)
     assert {"classification", "reports", "charts"} <= set(content)
     render_stage(services, digest)
-    issue = store.get_issue(services.engine, date)
+    issue = get_issue(services.engine, date)
     assert issue is not None and issue.status == "rendered"
     stored = json.loads(issue.content)["rendered"][digest.language]
     assert stored["subject"] and "<html" in stored["html"].lower() and stored["text"]
@@ -78,7 +79,7 @@ def test_stop_between_batches_then_resume_mails_everyone_once(services: Services
     assert first.stopped and first.sent == 4
     assert any("stopped on request" in note for note in first.notes)
     assert _status(services, date) == "sending"  # not "sent": readers are left
-    issue = store.get_issue(services.engine, date)
+    issue = get_issue(services.engine, date)
     assert issue is not None and issue.id is not None
     assert ledger.counts(services.engine, issue.id) == {"sent": 4}
 
@@ -103,7 +104,7 @@ def test_an_interrupted_issue_overtaken_by_a_newer_day_is_finished_first(
         services.engine,
         [
             replace(p, arxiv_id=f"99{i:02}.00001", announced=next_day)
-            for i, p in enumerate(store.papers_on(services.engine, date)[:30])
+            for i, p in enumerate(papers_on(services.engine, date)[:30])
         ],
     )
     _collected, report = run_once(services, None, backend)
@@ -122,7 +123,7 @@ def test_an_interrupted_issue_overtaken_by_a_newer_day_is_finished_first(
 def test_missed_days_are_not_sent_late(services: Services) -> None:
     """After the newest issue went out, an older unsent announcement is not picked."""
     date = seed(services, readers=1)
-    older = [p for p in store.papers_on(services.engine, date)[:3]]
+    older = [p for p in papers_on(services.engine, date)[:3]]
     from dataclasses import replace
 
     upsert_papers(

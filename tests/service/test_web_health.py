@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import time_machine
 from fastapi.testclient import TestClient
 
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.logs import configure_logging
-from newsletter.pipeline import Services
 from newsletter.service import DailyRun, build_scheduler
 from subscribers.web import create_app
 from tests.service.conftest import seed

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.pipeline import Services
+from newsletter.app import Services
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import FeedServer
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from newsletter.app import Services
 from newsletter.cli import main
-from newsletter.pipeline import Services, collect
+from newsletter.pipeline import collect
 from newsletter.sources.fetch import Fetcher
 from newsletter.sources.progress import RichProgress
 from tests.fakes.feeds import FeedServer

@@ -7,9 +7,10 @@ import json
 
 import sqlalchemy as sa
 
-from newsletter import store
+from newsletter.app import Services
 from newsletter.models import Paper, ReaderView
-from newsletter.pipeline import Services, build_digest, collect, render_view
+from newsletter.papers import PAPERS, papers_on
+from newsletter.pipeline import build_digest, collect, render_view
 from newsletter.sources.collect import CollectReport, SourceStats
 from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetcher
@@ -23,7 +24,7 @@ FRIDAY_IDS = {"2411.14405", "2411.14251", "2411.14199", "2411.13676", "2411.1416
 
 def stored_rows(svc: Services) -> dict[str, sa.Row]:  # type: ignore[type-arg]
     with svc.engine.connect() as conn:
-        return {r.arxiv_id: r for r in conn.execute(sa.select(store.PAPERS))}
+        return {r.arxiv_id: r for r in conn.execute(sa.select(PAPERS))}
 
 
 def run(svc: Services, fetcher: Fetcher, feeds: list[str], **settings: object) -> CollectReport:
@@ -57,7 +58,7 @@ def test_each_paper_is_stored_once_with_all_its_classes(
     dpo = rows["2411.14162"]
     assert (dpo.announce_type, dpo.primary_class, dpo.classes) == ("new", "cs.LG", "cs.LG cs.AI")
     assert json.loads(rows["2411.13676"].authors)[0] == "Xin Dong"
-    assert [p.arxiv_id for p in store.papers_on(services.engine, FRIDAY)] == sorted(FRIDAY_IDS)
+    assert [p.arxiv_id for p in papers_on(services.engine, FRIDAY)] == sorted(FRIDAY_IDS)
 
 
 def test_same_day_duplicate_from_another_feed_adds_its_classes(services: Services) -> None:
@@ -106,7 +107,7 @@ def test_a_paper_announced_again_on_a_later_day_is_not_repeated(
     report = run(services, fetcher, [monday])
     (stats,) = report.sources
     assert (stats.seen, stats.new, stats.duplicate, stats.replacements) == (4, 2, 1, 1)
-    assert [p.arxiv_id for p in store.papers_on(services.engine, MONDAY)] == [
+    assert [p.arxiv_id for p in papers_on(services.engine, MONDAY)] == [
         "2411.15124",
         "2411.15296",
     ]

@@ -8,10 +8,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter import store
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.issues import get_issue, issue_dates
 from newsletter.models import Paper
-from newsletter.pipeline import Services, collect, run_once, send
+from newsletter.pipeline import collect, run_once, send
 from newsletter.sources import empty_days
 from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetcher
@@ -49,7 +50,7 @@ def test_weekend_is_recorded_as_an_empty_day(
     services: Services, feed_server: FeedServer, fetcher: Fetcher
 ) -> None:
     weekend(services, feed_server, fetcher)
-    issue = store.get_issue(services.engine, SATURDAY)
+    issue = get_issue(services.engine, SATURDAY)
     assert issue is not None and (issue.status, issue.paper_count) == ("empty", 0)
     assert empty_days.is_empty_day(services.engine, SATURDAY)
     assert empty_days.latest_empty_day(services.engine) == SATURDAY
@@ -123,7 +124,7 @@ def test_malformed_feed_is_not_an_empty_day(
     report = collect(configured(services, feeds=[url]), fetcher=fetcher)
     assert report.sources[0].error.startswith("malformed XML with no entries")
     assert empty_days.stated_empty_dates(report) == set()
-    assert store.issue_dates(services.engine) == set()
+    assert issue_dates(services.engine) == set()
 
 
 def test_an_empty_day_older_than_the_newest_papers_is_stale(

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services
 from subscribers import store
 from subscribers.web import create_app
 

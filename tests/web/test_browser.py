@@ -22,8 +22,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from newsletter import store as paper_store
-from newsletter.pipeline import Services, load_sample
+from newsletter.app import Services
+from newsletter.papers import papers_on, upsert_papers
+from newsletter.pipeline import load_sample
 from newsletter.settings import load_settings
 from subscribers import store as subscriber_store
 from tests.fakes.browser import chromium
@@ -89,8 +90,8 @@ def _add_next_day(database_url: str) -> None:
     """Papers for a second date, so a later send has a new issue that could reach the reader."""
     svc = Services.build(load_settings(database_url=database_url, feeds=[]))
     load_sample(svc)
-    papers = paper_store.papers_on(svc.engine, dt.date(2024, 11, 22))
-    paper_store.upsert_papers(
+    papers = papers_on(svc.engine, dt.date(2024, 11, 22))
+    upsert_papers(
         svc.engine,
         [dataclasses.replace(p, arxiv_id=f"{p.arxiv_id}.b", announced=NEXT_DATE) for p in papers],
     )

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 from fastapi.testclient import TestClient
 
+from newsletter.app import Services
 from newsletter.categories import load_taxonomy
 from newsletter.db import make_engine
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import Services
 from newsletter.settings import load_settings
 from subscribers.http_guard import MAX_BODY_BYTES, MAX_FORM_BYTES
 from subscribers.tokens import Signer

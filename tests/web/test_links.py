@@ -9,7 +9,7 @@ import httpx
 import time_machine
 from sqlmodel import Session
 
-from newsletter.pipeline import Services
+from newsletter.app import Services
 from subscribers import store
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.db import utcnow
-from newsletter.pipeline import Services
 from subscribers import store
 from subscribers.models import Subscriber
 

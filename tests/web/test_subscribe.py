@@ -7,10 +7,10 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
+from newsletter.app import Services
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
-from newsletter.pipeline import Services
 from subscribers import store
 from subscribers.csrf import COOKIE
 from subscribers.web import create_app

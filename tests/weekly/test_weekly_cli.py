@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from newsletter.app import Services
 from newsletter.cli import main
-from newsletter.pipeline import Services
 from subscribers import store
 
 

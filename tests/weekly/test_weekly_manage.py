@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from newsletter.pipeline import Services
+from newsletter.app import Services
 from subscribers import store
 from tests.web.conftest import Web, make_web
 

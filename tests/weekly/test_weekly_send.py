@@ -6,10 +6,12 @@ import datetime as dt
 import json
 from email.message import EmailMessage
 
-from newsletter import store
+from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.issues import get_issue, update_content
 from newsletter.models import Paper
-from newsletter.pipeline import Services, send
+from newsletter.papers import upsert_papers
+from newsletter.pipeline import send
 from newsletter.weekly import is_due, window_start
 from subscribers import store as subscriber_store
 
@@ -41,7 +43,7 @@ def add_papers(svc: Services, date: dt.date) -> tuple[str, str]:
         primary_class="cs.CR",
         classes=("cs.CR",),
     )
-    store.upsert_papers(svc.engine, [vision, security])
+    upsert_papers(svc.engine, [vision, security])
     return vision.arxiv_id, security.arxiv_id
 
 
@@ -128,14 +130,14 @@ def test_rerunning_a_date_sends_nothing_twice(services: Services) -> None:
     add_reader(services, "daily@example.com")
     backend = MemoryBackend()
     first = send(services, MONDAY, backend)
-    issue = store.get_issue(services.engine, MONDAY)
+    issue = get_issue(services.engine, MONDAY)
     assert issue is not None
     stored = json.loads(issue.content)["weekly"]
     assert set(stored["reports"]) == {"en"} | {services.settings.language}
     again = send(services, MONDAY, backend)
     assert (first.sent, again.sent, again.already) == (2, 0, 2)
     assert len(backend.outbox) == 2
-    unchanged = store.get_issue(services.engine, MONDAY)
+    unchanged = get_issue(services.engine, MONDAY)
     assert unchanged is not None and unchanged.content == issue.content
 
 
@@ -174,11 +176,11 @@ def test_weekly_digest_reuses_each_days_classification(services: Services) -> No
 
     ids = {day(n): add_papers(services, day(n)) for n in range(5)}
     assert build_digest(services, MONDAY) is not None
-    monday = store.get_issue(services.engine, MONDAY)
+    monday = get_issue(services.engine, MONDAY)
     assert monday is not None and monday.id is not None
     # The operator's (or a model's) word for Monday: its security paper is about vision too.
     security = ids[MONDAY][1]
-    store.update_content(
+    update_content(
         services.engine,
         monday.id,
         lambda content: content["classification"].update({security: ["computer-vision"]}),
@@ -188,7 +190,7 @@ def test_weekly_digest_reuses_each_days_classification(services: Services) -> No
     vision = week.section("computer-vision")
     assert vision is not None
     assert {p.arxiv_id for p in vision.papers} == {v for v, _ in ids.values()} | {security}
-    assert store.get_issue(services.engine, day(2)) is None  # no day issue made for the week
+    assert get_issue(services.engine, day(2)) is None  # no day issue made for the week
     again = build_weekly_digest(services, day(4), "en")
     assert again == week
 
