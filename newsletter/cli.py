@@ -122,9 +122,10 @@ def _subscriber_view(svc: Any, args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from subscribers.web import serve
+    from subscribers.server import build_server
+    from subscribers.web import create_app
 
-    serve(_services(args), args.host, args.port)
+    build_server(create_app(_services(args)), args.host, args.port).run()
     return 0
 
 
@@ -314,12 +315,16 @@ def cmd_sub_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sub_remove(args: argparse.Namespace) -> int:
-    from subscribers.store import remove
+    from subscribers.store import unsubscribe_address
 
     svc = _services(args)
-    if not remove(svc.engine, args.email):
+    info = unsubscribe_address(svc.engine, args.email, source="cli")
+    if info is None:
         raise InvalidInputError("no such subscriber; see `newsletter subscribers list`")
-    print("unsubscribed (the address is kept as a suppression so it is never mailed again)")
+    if info.status == "unsubscribed":
+        print("unsubscribed (the address is kept as a suppression so it is never mailed again)")
+    else:
+        print(f"the address stays {info.status}: it is never mailed again")
     return 0
 
 
@@ -457,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "run the web app: subscribe, manage, unsubscribe, archive")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.set_defaults(log_level=logging.INFO)
 
     p = command("categories", cmd_categories, "list the category taxonomy")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -580,16 +580,12 @@ def _drop_beat(engine: Engine, owner: str) -> None:
 def _start_web(
     svc: Services, sched: ServiceScheduler | None, host: str, port: int
 ) -> tuple[Any, threading.Thread]:
-    import uvicorn
-
+    from subscribers.server import build_server
     from subscribers.web import create_app
 
     app = create_app(svc)
     app.state.scheduler = sched
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10
-    )
-    server = uvicorn.Server(config)
+    server = build_server(app, host, port)
     # In a thread uvicorn installs no signal handlers: ours (stop_on_signals) stay in charge.
     thread = threading.Thread(target=_run_web, args=(server,), name="web", daemon=True)
     thread.start()

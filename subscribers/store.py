@@ -242,17 +242,6 @@ def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscrib
         return [_info(r) for r in session.exec(query)]
 
 
-def remove(engine: Engine, email: str, source: str = "cli") -> bool:
-    """Unsubscribe an address (kept as a suppression, never deleted); False if unknown."""
-    address = normalize_email(email)
-    with session_scope(engine) as session:
-        row = _find(session, address)
-        if row is None:
-            return False
-        _set_status(session, row, "unsubscribed", source)
-        return True
-
-
 # -- the reader's own actions (web) --------------------------------------------------------
 
 
@@ -407,24 +396,41 @@ def _get_mailable(session: Session, subscriber_id: int) -> Subscriber:
     return row
 
 
-def unsubscribe(engine: Engine, subscriber_id: int, *, source: str = "web") -> bool:
-    """Unsubscribe at once (idempotent); any outstanding request is cancelled too.
-
-    Returns False when the id is unknown. A bounced or complained address keeps
-    that status, which already stops all mail.
-    """
+def unsubscribe(
+    engine: Engine, subscriber_id: int, *, source: str = "web"
+) -> SubscriberInfo | None:
+    """Unsubscribe a reader by id (the web's links); None when the id is unknown."""
     with session_scope(engine) as session:
         row = session.get(Subscriber, subscriber_id)
-        if row is None:
-            return False
-        if row.status in SUPPRESSED:
-            if row.confirm_nonce:
-                row.confirm_nonce = ""
-                session.add(row)
-                _record(session, row, "request", "cancelled by unsubscribe", source)
-            return True
-        _set_status(session, row, "unsubscribed", source)
-        return True
+        return None if row is None else _unsubscribe(session, row, source)
+
+
+def unsubscribe_address(
+    engine: Engine, email: str, *, source: str = "cli"
+) -> SubscriberInfo | None:
+    """Unsubscribe a reader by address (``subscribers remove``); None when it is unknown."""
+    address = normalize_email(email)
+    with session_scope(engine) as session:
+        row = _find(session, address)
+        return None if row is None else _unsubscribe(session, row, source)
+
+
+def _unsubscribe(session: Session, row: Subscriber, source: str) -> SubscriberInfo:
+    """The one unsubscribe of every entry point: at once, idempotent, never deleting.
+
+    The row stays as a suppression so the address is never mailed again. A bounced or
+    complained address keeps that status: it already stops all mail, and it is what the
+    sender and the operator need to know (a dead mailbox, a complaint). Any outstanding
+    subscribe request is cancelled, so its confirm link no longer revives the address.
+    """
+    if row.status in SUPPRESSED:
+        if row.confirm_nonce:
+            row.confirm_nonce = ""
+            session.add(row)
+            _record(session, row, "request", "cancelled by unsubscribe", source)
+        return _info(row)
+    _set_status(session, row, "unsubscribed", source)
+    return _info(row)
 
 
 @dataclass(frozen=True)

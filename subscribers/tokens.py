@@ -9,6 +9,7 @@ request it answers, so it works only while that request is outstanding.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -22,6 +23,14 @@ MAX_AGE: dict[str, int | None] = {
     "manage": None,
     "unsubscribe": None,
 }
+
+#: A link's path with its token: what logs and error reports must not show.
+_TOKEN_PATH = re.compile(r"/(confirm|manage|unsubscribe)/[^\s?\"/]+")
+
+
+def redact_token_paths(text: str) -> str:
+    """``text`` with every link token replaced by ``[token]`` (for logs)."""
+    return _TOKEN_PATH.sub(r"/\1/[token]", text)
 
 
 class Signer:

@@ -16,7 +16,6 @@ form's language or the reader's stored one choose, ``Accept-Language`` hints.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from typing import Annotated, Any
 
@@ -52,7 +51,7 @@ from subscribers.store import (
     update_preferences,
 )
 from subscribers.templating import web_templates
-from subscribers.tokens import Purpose, reader_links
+from subscribers.tokens import Purpose, reader_links, redact_token_paths
 from subscribers.web_texts import web_texts
 
 log = logging.getLogger(__name__)
@@ -123,37 +122,6 @@ def create_app(svc: Services, backend: MailBackend | None = None) -> FastAPI:
     app.add_middleware(BodyGuard, error_page=body_error_page)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
     return app
-
-
-def serve(svc: Services, host: str, port: int) -> None:
-    """Run the app with uvicorn until interrupted (``newsletter serve``)."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        create_app(svc),
-        host=host,
-        port=port,
-        proxy_headers=True,
-        server_header=False,
-        log_level="info",
-    )
-    # uvicorn configures its loggers in Config(); the filter goes on afterwards.
-    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-    uvicorn.Server(config).run()
-
-
-_TOKEN_PATH = re.compile(r"/(confirm|manage|unsubscribe)/[^\s?\"/]+")
-
-
-class RedactTokens(logging.Filter):
-    """Keeps link tokens out of the access log: they are bearer credentials."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_PATH.sub(r"/\1/[token]", a) if isinstance(a, str) else a for a in record.args
-            )
-        return True
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -556,13 +524,11 @@ def unsubscribe_submit(request: Request, token: str, form: ParsedForm) -> Respon
     svc = _services(request)
     subscriber_id, _ = _unsign(request, token, "unsubscribe")
     one_click = _field(form, ONE_CLICK_FIELD) == ONE_CLICK_VALUE
-    if not unsubscribe(svc.engine, subscriber_id, source="one-click" if one_click else "web"):
+    info = unsubscribe(svc.engine, subscriber_id, source="one-click" if one_click else "web")
+    if info is None:
         raise PageError(400, "token")
     log.info("subscriber %d unsubscribed (%s)", subscriber_id, "one-click" if one_click else "page")
-    info = get_by_id(svc.engine, subscriber_id)
-    return _page(
-        request, "unsubscribed.html", _language(request, stored=info.language if info else None)
-    )
+    return _page(request, "unsubscribed.html", _language(request, stored=info.language))
 
 
 @router.get("/healthz")
@@ -627,7 +593,7 @@ def _add_error_pages(app: FastAPI) -> None:
         log.error(
             "unexpected error on %s %s",
             request.method,
-            _TOKEN_PATH.sub(r"/\1/[token]", request.url.path),
+            redact_token_paths(request.url.path),
             exc_info=exc,
         )
         return _error_page(request, 500, "server")

@@ -78,3 +78,64 @@ def test_cli_add_says_when_an_address_stays_suppressed(
     out = capsys.readouterr().out
     assert out.startswith("unsubscribed: gone@example.com") and "only they can" in out
     assert _recipients(web) == []
+
+
+@pytest.mark.parametrize("dead", ["bounced", "complained"])
+def test_cli_remove_of_a_bounced_reader_keeps_the_bounce(
+    dead: str, web: Web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``subscribers remove`` and the web's unsubscribe are one path: the bounce is kept."""
+    reader = web.subscribe_and_confirm("dead@example.com")
+    store.set_status(web.svc.engine, reader.id, dead, "webhook")
+    before = store.events(web.svc.engine, reader.id)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", web.svc.settings.database_url)
+    assert main(["subscribers", "remove", "Dead@Example.com"]) == 0
+    assert f"stays {dead}" in capsys.readouterr().out
+    after = web.reader("dead@example.com")
+    assert after is not None and after.status == dead
+    assert store.events(web.svc.engine, reader.id) == before  # nothing changed, nothing recorded
+    assert _recipients(web) == []
+
+
+@pytest.mark.parametrize("entry", ["cli", "one-click", "manage"])
+def test_every_unsubscribe_entry_point_keeps_a_bounce_and_cancels_a_request(
+    entry: str, web: Web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reader = web.subscribe_and_confirm("dead@example.com")
+    store.set_status(web.svc.engine, reader.id, "bounced", "webhook")
+    web.subscribe("dead@example.com")  # the reader asks to come back: a request is outstanding
+    confirm_path = link_path(web.backend.outbox[-1], "confirm")
+    if entry == "cli":
+        monkeypatch.setenv("NEWSLETTER_DATABASE_URL", web.svc.settings.database_url)
+        assert main(["subscribers", "remove", "dead@example.com"]) == 0
+        capsys.readouterr()
+    elif entry == "one-click":
+        response = web.client.post(
+            web.unsubscribe_path(reader.id), data={"List-Unsubscribe": "One-Click"}
+        )
+        assert response.status_code == 200
+    else:
+        path = web.manage_path(reader.id)
+        response = web.client.post(path, data={"csrf_token": web.csrf(), "action": "unsubscribe"})
+        assert response.status_code == 200
+    after = web.reader("dead@example.com")
+    assert after is not None and after.status == "bounced"
+    last = store.events(web.svc.engine, reader.id)[-1]
+    source = {"cli": "cli", "one-click": "one-click", "manage": "web"}[entry]
+    assert (last.kind, last.detail, last.source) == ("request", "cancelled by unsubscribe", source)
+    # The cancelled request's link no longer revives the address.
+    web.confirm(confirm_path)
+    assert (web.reader("dead@example.com") or after).status == "bounced"
+
+
+def test_cli_remove_of_an_active_reader_unsubscribes(
+    web: Web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reader = web.subscribe_and_confirm("leave@example.com")
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", web.svc.settings.database_url)
+    assert main(["subscribers", "remove", "leave@example.com"]) == 0
+    assert capsys.readouterr().out.startswith("unsubscribed")
+    last = store.events(web.svc.engine, reader.id)[-1]
+    assert (last.kind, last.detail, last.source) == ("status", "active->unsubscribed", "cli")
+    assert main(["subscribers", "remove", "nobody@example.com"]) == 2
+    assert "no such subscriber" in capsys.readouterr().err
