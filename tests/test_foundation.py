@@ -133,7 +133,7 @@ def test_addresses_are_unique_case_insensitively(services: Services) -> None:
 def test_import_keeps_suppressed_and_is_all_or_nothing(services: Services) -> None:
     tax = services.taxonomy
     subscriber_store.add_active(services.engine, tax, "gone@example.com")
-    subscriber_store.remove(services.engine, "gone@example.com")
+    subscriber_store.unsubscribe_address(services.engine, "gone@example.com")
     good = 'email,categories,language\nnew@example.com,"nlp,llm",en\ngone@example.com,,ko\n'
     assert subscriber_store.import_csv(services.engine, tax, good, "ko") == (1, 1)
     gone = subscriber_store.get_by_email(services.engine, "gone@example.com")

@@ -114,7 +114,7 @@ def test_links_are_personal_and_signed(services: Services) -> None:
 def test_unsubscribed_reader_is_skipped(services: Services) -> None:
     load_sample(services)
     subscriber_store.add_active(services.engine, services.taxonomy, "gone@example.com")
-    subscriber_store.remove(services.engine, "gone@example.com")
+    subscriber_store.unsubscribe_address(services.engine, "gone@example.com")
     backend = MemoryBackend()
     assert send(services, SAMPLE_DATE, backend).sent == 0
     assert backend.outbox == []

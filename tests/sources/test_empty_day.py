@@ -79,7 +79,7 @@ def test_note_goes_to_every_active_reader_once(
     svc = weekend(services, feed_server, fetcher, empty_day="note")
     readers(svc)
     subscriber_store.add_active(svc.engine, svc.taxonomy, "gone@example.com", None, "en")
-    subscriber_store.remove(svc.engine, "gone@example.com")
+    subscriber_store.unsubscribe_address(svc.engine, "gone@example.com")
     backend = MemoryBackend()
     first = send(svc, None, backend)
     assert (first.date, first.sent, first.failed) == (SATURDAY, 2, 0)
