@@ -168,7 +168,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    from newsletter import ledger
+    from newsletter.delivery import ledger
     from newsletter.issues import get_issue
     from newsletter.pipeline import parse_date
 

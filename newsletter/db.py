@@ -1,4 +1,4 @@
-"""The database: engine, migrations and the tables of papers, issues and deliveries.
+"""The database: engine, migrations and the tables of papers and issues.
 
 One code path for SQLite and PostgreSQL. The engine is made by ``make_engine`` from
 settings at start, never at import time.
@@ -81,26 +81,6 @@ class IssueRow(SQLModel, table=True):
     sent_at: dt.datetime | None = None
 
 
-class DeliveryRow(SQLModel, table=True):
-    """The ledger: one row per (issue, reader), claimed before the mail goes out."""
-
-    __tablename__ = "deliveries"
-    __table_args__ = (sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    issue_id: int = Field(foreign_key="issues.id", index=True)
-    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
-    status: str = Field(default="sending", index=True)
-    categories: str = ""
-    message_id: str = ""
-    error: str = ""
-    updated_at: dt.datetime = Field(default_factory=utcnow)
-    # The send run that claimed the row (``send_runs``), so a crashed run's rows can be told apart.
-    run_id: str = Field(default="", max_length=32)
-    delivered_at: dt.datetime | None = None  # from the provider's events
-    opened_at: dt.datetime | None = None
-
-
 class FeedStateRow(SQLModel, table=True):
     """Conditional-GET validators per feed URL, so an unchanged feed costs a 304."""
 
@@ -167,7 +147,7 @@ def import_table_modules() -> None:
     import newsletter.llm_store  # noqa: F401  (LLM cache and call ledger)
     import subscribers.models  # noqa: F401  (subscribers and their events)
     from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
-    from newsletter.delivery import tables  # noqa: F401  (send runs, provider events)
+    from newsletter.delivery import tables  # noqa: F401  (deliveries, send runs, provider events)
 
 
 #: Key of the PostgreSQL advisory lock that serialises migrations between replicas.

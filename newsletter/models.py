@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from newsletter.statuses import SendOutcome
+
 
 @dataclass(frozen=True)
 class Paper:
@@ -172,6 +174,6 @@ class SendResult:
     """What the backend knows about one recipient after a send."""
 
     to: str
-    status: str  # "sent" | "rejected" | "deferred"
+    status: SendOutcome
     message_id: str = ""
     error: str = ""

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from newsletter import classify, ledger, llm, summarize, weekly
+from newsletter import classify, llm, summarize, weekly
 from newsletter.app import Services
 from newsletter.db import utcnow
-from newsletter.delivery import dispatch
+from newsletter.delivery import dispatch, ledger
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DeliveryError, InvalidInputError, NewsletterError, RenderError
 from newsletter.i18n import texts
@@ -564,14 +564,11 @@ def _mail(
         ledger.mark_stale_unknown(svc.engine, issue_id, run)
         todo = jobs()
         dispatcher = dispatch.Dispatcher(
-            svc.engine,
-            issue_id,
+            ledger.RunLedger(svc.engine, issue_id, run, tuple(retry)),
             backend,
-            run,
             make_envelope=_envelope_maker(svc, issue_id),
             throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
             budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
-            retry_statuses=retry,
             progress=progress,
             should_stop=should_stop,
         )
@@ -763,7 +760,7 @@ def _weekly_groups(
 ) -> tuple[Groups, int]:
     """Weekly readers due on ``date``, grouped by their view of the week's digest, and
     how many were skipped (not their day, or no paper this week in their categories)."""
-    last = weekly.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
+    last = ledger.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
     due: list[subscriber_store.Recipient] = []
     not_today = 0
     for reader in readers:

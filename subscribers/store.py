@@ -510,19 +510,19 @@ def purge_unconfirmed(engine: Engine, older_than: dt.timedelta) -> int:
     only keeps personal data we may not use. Rows that were ever confirmed, or
     that hold a suppression (unsubscribed, bounced, complained), are never purged.
     """
-    from newsletter.db import DeliveryRow
+    from newsletter.delivery import ledger
 
     subscribers = Subscriber.__table__  # type: ignore[attr-defined]
     events_table = SubscriberEvent.__table__  # type: ignore[attr-defined]
-    deliveries = DeliveryRow.__table__  # type: ignore[attr-defined]
     stale = sa.select(subscribers.c.id).where(
         subscribers.c.status == "pending",
         subscribers.c.confirmed_at.is_(None),
         subscribers.c.created_at < utcnow() - older_than,
-        ~sa.exists().where(deliveries.c.subscriber_id == subscribers.c.id),
     )
     with engine.begin() as conn:
         ids = [row[0] for row in conn.execute(stale)]
+        mailed = ledger.has_deliveries(conn, ids)
+        ids = [i for i in ids if i not in mailed]
         if ids:
             conn.execute(sa.delete(events_table).where(events_table.c.subscriber_id.in_(ids)))
             conn.execute(sa.delete(subscribers).where(subscribers.c.id.in_(ids)))

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import classify, ledger, summarize
+from newsletter import classify, summarize
 from newsletter.app import Services
 from newsletter.categories import load_taxonomy
+from newsletter.delivery import ledger
 from newsletter.errors import ConfigurationError, InvalidInputError, UnknownCategoryError
 from newsletter.issues import ensure_issue, get_issue
 from newsletter.models import Paper, SendResult

@@ -21,11 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from newsletter.models import RenderedIssue, SendResult
-
-SENT = "sent"
-REJECTED = "rejected"
-DEFERRED = "deferred"
-UNKNOWN = "unknown"
+from newsletter.statuses import SendOutcome
 
 
 @dataclass(frozen=True)
@@ -85,5 +81,7 @@ def personalize(batch: MessageBatch, envelope: Envelope) -> tuple[str, str]:
     return batch.rendered.personalize(envelope.values)
 
 
-def results_for(recipients: Sequence[Envelope], status: str, error: str = "") -> list[SendResult]:
+def results_for(
+    recipients: Sequence[Envelope], status: SendOutcome, error: str = ""
+) -> list[SendResult]:
     return [SendResult(e.to, status, error=error) for e in recipients]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from newsletter import ledger
+from newsletter.delivery import ledger
 from newsletter.errors import InvalidInputError
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,10 @@ in the ledger (committed) before the backend is called, and the backend's answer
 is recorded right after. A kill between the two leaves the batch ``sending``,
 which the next run reports as ``unknown`` instead of mailing it again.
 
+The dispatcher speaks to the ledger through the ``Ledger`` protocol (claim, record,
+beat), as listmonk's manager takes a ``DataSource``: ``delivery.ledger.RunLedger``
+is the SQL one, and a test may hand it a list.
+
 The pace is kept with the ``limits`` library (NEWSLETTER_SEND_RATE), and the run
 stops with ``FailureBudgetExceeded`` when too many messages fail permanently
 (NEWSLETTER_SEND_MAX_FAILURE_RATIO): a bad sender address or a blocked domain
@@ -24,20 +28,11 @@ from typing import Protocol
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy.engine import Engine
 
-from newsletter import ledger
-from newsletter.delivery.base import (
-    DEFERRED,
-    REJECTED,
-    SENT,
-    UNKNOWN,
-    Envelope,
-    MailBackend,
-    MessageBatch,
-)
+from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.errors import DeliveryError, FailureBudgetExceeded
 from newsletter.models import RenderedIssue, SendResult
+from newsletter.statuses import SendOutcome
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +40,22 @@ log = logging.getLogger(__name__)
 #: so that one bad address among the first three readers does not stop a send.
 BUDGET_MIN_SAMPLE = 20
 _ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
+
+
+class Ledger(Protocol):
+    """What the dispatcher needs of the delivery ledger, for one issue and one send run."""
+
+    def claim(self, readers: Sequence[tuple[int, str]]) -> set[int]:
+        """Claim (subscriber_id, categories) pairs; returns the ids now owned by this run."""
+        ...
+
+    def record(self, outcomes: Sequence[tuple[int, SendResult]]) -> None:
+        """Store the backend's answer for readers this run claimed."""
+        ...
+
+    def beat(self) -> None:
+        """Show that the run is alive (called after every piece sent)."""
+        ...
 
 
 class Progress(Protocol):
@@ -67,11 +78,11 @@ class Tally:
 
     def add(self, results: Sequence[SendResult]) -> None:
         for result in results:
-            if result.status == SENT:
+            if result.status == SendOutcome.SENT:
                 self.sent += 1
-            elif result.status == REJECTED:
+            elif result.status == SendOutcome.REJECTED:
                 self.failed += 1
-            elif result.status == UNKNOWN:
+            elif result.status == SendOutcome.UNKNOWN:
                 self.unknown += 1
             else:
                 self.deferred += 1
@@ -119,7 +130,7 @@ class FailureBudget:
     def add(self, results: Sequence[SendResult]) -> None:
         self.attempted += len(results)
         for result in results:
-            if result.status == REJECTED:
+            if result.status == SendOutcome.REJECTED:
                 self.failed += 1
                 # Server replies often quote the address; the message is logged, so drop it.
                 self.first_reason = self.first_reason or _ADDRESS.sub("<address>", result.error)
@@ -134,30 +145,24 @@ class FailureBudget:
 
 
 class Dispatcher:
-    """Sends renderings to readers through one backend within one ``SendRun``."""
+    """Sends renderings to readers through one backend, claiming and recording in ``ledger``."""
 
     def __init__(
         self,
-        engine: Engine,
-        issue_id: int,
+        ledger: Ledger,
         backend: MailBackend,
-        run: ledger.SendRun,
         *,
         make_envelope: Callable[[int, str], Envelope],
         throttle: Throttle,
         budget: FailureBudget,
-        retry_statuses: Sequence[str] = ("deferred",),
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
-        self.engine = engine
-        self.issue_id = issue_id
+        self.ledger = ledger
         self.backend = backend
-        self.run = run
         self.make_envelope = make_envelope
         self.throttle = throttle
         self.budget = budget
-        self.retry_statuses = tuple(retry_statuses)
         self.progress = progress
         self.should_stop = should_stop
         self.tally = Tally()
@@ -185,13 +190,7 @@ class Dispatcher:
             for number, chunk in enumerate(chunks):
                 if self.should_stop is not None and self.should_stop():
                     return False
-                owned = ledger.claim(
-                    self.engine,
-                    self.issue_id,
-                    [(sid, cats) for sid, _ in chunk],
-                    self.retry_statuses,
-                    self.run,
-                )
+                owned = self.ledger.claim([(sid, cats) for sid, _ in chunk])
                 self.tally.already += len(chunk) - len(owned)
                 mine = [(sid, env) for sid, env in prepared if sid in owned]
                 if self.progress and len(mine) < len(chunk):
@@ -224,14 +223,9 @@ class Dispatcher:
                     raise DeliveryError(
                         f"the mail backend answered for {len(results)} of {len(piece)} readers"
                     )
-                ledger.record(
-                    self.engine,
-                    self.issue_id,
-                    list(zip(ids[done : done + len(piece)], results, strict=True)),
-                    self.run,
-                )
+                self.ledger.record(list(zip(ids[done : done + len(piece)], results, strict=True)))
                 done += len(piece)
-                self.run.beat()
+                self.ledger.beat()
                 self.tally.add(results)
                 if self.progress:
                     self.progress.advance(len(piece))
@@ -242,11 +236,11 @@ class Dispatcher:
             # The backend accepted nothing of this piece: give the readers back for a
             # later run rather than leaving them "sending" (which would read as unknown).
             rest = list(zip(ids[done:], envelopes[done:], strict=True))
-            ledger.record(
-                self.engine,
-                self.issue_id,
-                [(sid, SendResult(env.to, DEFERRED, error=str(exc)[:500])) for sid, env in rest],
-                self.run,
+            self.ledger.record(
+                [
+                    (sid, SendResult(env.to, SendOutcome.DEFERRED, error=str(exc)[:500]))
+                    for sid, env in rest
+                ]
             )
             self.tally.deferred += len(rest)
             raise

@@ -24,8 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from newsletter import ledger
 from newsletter.db import insert_ignore
+from newsletter.delivery import ledger
 from newsletter.delivery.tables import PROVIDER_EVENTS
 from newsletter.errors import InvalidInputError
 

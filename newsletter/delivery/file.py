@@ -7,10 +7,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from newsletter.delivery.base import SENT, MailBackend, MessageBatch
+from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.mime import build_mime
 from newsletter.errors import DeliveryError
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
 
 
 class FileBackend(MailBackend):
@@ -32,7 +33,7 @@ class FileBackend(MailBackend):
             message_id = str(msg["Message-ID"])
             digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
             write_atomic(self.directory / f"{digest}.eml", msg.as_bytes())
-            results.append(SendResult(envelope.to, SENT, message_id=message_id))
+            results.append(SendResult(envelope.to, SendOutcome.SENT, message_id=message_id))
         return results
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from newsletter.delivery.base import SENT, MailBackend, MessageBatch
+from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.mime import build_mime
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
 
 
 class MemoryBackend(MailBackend):
@@ -19,5 +20,7 @@ class MemoryBackend(MailBackend):
         for envelope in batch.recipients:
             msg = build_mime(batch, envelope, self.from_email, self.from_name)
             self.outbox.append(msg)
-            results.append(SendResult(envelope.to, SENT, message_id=str(msg["Message-ID"])))
+            results.append(
+                SendResult(envelope.to, SendOutcome.SENT, message_id=str(msg["Message-ID"]))
+            )
         return results

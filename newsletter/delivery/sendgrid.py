@@ -54,16 +54,10 @@ from sendgrid.helpers.mail import (
     To,
 )
 
-from newsletter.delivery.base import (
-    DEFERRED,
-    REJECTED,
-    SENT,
-    UNKNOWN,
-    MailBackend,
-    MessageBatch,
-)
+from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
 
 if TYPE_CHECKING:
     from newsletter.settings import Settings
@@ -203,14 +197,16 @@ class SendGridBackend(MailBackend):
                 indexes = list(range(start, min(start + self.max_batch, len(results))))
                 self._send_indexes(batch, indexes, results)
         except DeliveryError as exc:
-            if not any(r is not None and r.status == SENT for r in results):
+            if not any(r is not None and r.status == SendOutcome.SENT for r in results):
                 raise
             # Part of the batch went out before the error: answer for everyone, the rest
             # given back (deferred) with the reason, so nothing sent is forgotten.
             log.error("SendGrid stopped mid-batch: %s", exc)
             for i, result in enumerate(results):
                 if result is None:
-                    results[i] = SendResult(batch.recipients[i].to, DEFERRED, error=str(exc)[:500])
+                    results[i] = SendResult(
+                        batch.recipients[i].to, SendOutcome.DEFERRED, error=str(exc)[:500]
+                    )
         done = [r for r in results if r is not None]
         assert len(done) == len(results)
         return done
@@ -224,15 +220,19 @@ class SendGridBackend(MailBackend):
             try:
                 answer = self._post(body)
             except _Transient as exc:
-                self._fill(results, batch, pending, DEFERRED, f"{exc.detail}; retried next run")
+                self._fill(
+                    results, batch, pending, SendOutcome.DEFERRED, f"{exc.detail}; retried next run"
+                )
                 return
             except _NoAnswer as exc:
-                self._fill(results, batch, pending, UNKNOWN, str(exc))
+                self._fill(results, batch, pending, SendOutcome.UNKNOWN, str(exc))
                 return
             if answer.status == 202:
                 message_id = _header(answer.headers, "X-Message-Id")
                 for i in pending:
-                    results[i] = SendResult(batch.recipients[i].to, SENT, message_id=message_id)
+                    results[i] = SendResult(
+                        batch.recipients[i].to, SendOutcome.SENT, message_id=message_id
+                    )
                 return
             if answer.status == 400:
                 pending = self._rejected(batch, pending, results, answer.body)
@@ -259,7 +259,9 @@ class SendGridBackend(MailBackend):
         if named and len(named) == len(errors):
             for i, reason in named.items():
                 results[i] = SendResult(
-                    batch.recipients[i].to, REJECTED, error=f"SendGrid rejected {reason}"
+                    batch.recipients[i].to,
+                    SendOutcome.REJECTED,
+                    error=f"SendGrid rejected {reason}",
                 )
             log.warning("SendGrid rejected %d recipient(s) of a request", len(named))
             return [i for i in pending if i not in named]
@@ -268,7 +270,7 @@ class SendGridBackend(MailBackend):
         )
         message = f"SendGrid rejected the request (400): {reason}"[:500]
         log.error("%s", message)
-        self._fill(results, batch, pending, REJECTED, message)
+        self._fill(results, batch, pending, SendOutcome.REJECTED, message)
         return []
 
     def _too_large(
@@ -295,7 +297,7 @@ class SendGridBackend(MailBackend):
         results: list[SendResult | None],
         batch: MessageBatch,
         indexes: Sequence[int],
-        status: str,
+        status: SendOutcome,
         error: str,
     ) -> None:
         for i in indexes:

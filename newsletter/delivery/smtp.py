@@ -19,18 +19,11 @@ import smtplib
 import ssl
 from typing import TYPE_CHECKING
 
-from newsletter.delivery.base import (
-    DEFERRED,
-    REJECTED,
-    SENT,
-    UNKNOWN,
-    Envelope,
-    MailBackend,
-    MessageBatch,
-)
+from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.delivery.mime import build_mime
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
 
 if TYPE_CHECKING:
     from newsletter.settings import Settings
@@ -147,7 +140,7 @@ class SMTPBackend(MailBackend):
                 # waits for the next run.
                 log.warning("SMTP server unreachable mid-batch: %s", exc)
                 results.extend(
-                    SendResult(e.to, DEFERRED, error=str(exc)[:500])
+                    SendResult(e.to, SendOutcome.DEFERRED, error=str(exc)[:500])
                     for e in batch.recipients[position:]
                 )
                 break
@@ -167,14 +160,18 @@ class SMTPBackend(MailBackend):
                 self._drop()
                 last = str(exc)
                 log.warning("SMTP connection dropped (%s); reconnecting (attempt %d)", exc, attempt)
-        return SendResult(envelope.to, DEFERRED, error=f"connection kept dropping: {last}"[:500])
+        return SendResult(
+            envelope.to, SendOutcome.DEFERRED, error=f"connection kept dropping: {last}"[:500]
+        )
 
     def _transaction(self, conn: smtplib.SMTP, to: str, data: bytes, message_id: str) -> SendResult:
         options = []
         if not to.isascii():
             if not conn.has_extn("smtputf8"):
                 return SendResult(
-                    to, REJECTED, error="the SMTP server does not accept non-ASCII addresses"
+                    to,
+                    SendOutcome.REJECTED,
+                    error="the SMTP server does not accept non-ASCII addresses",
                 )
             options.append("SMTPUTF8")
         try:
@@ -200,13 +197,13 @@ class SMTPBackend(MailBackend):
             self._drop()
             return SendResult(
                 to,
-                UNKNOWN,
+                SendOutcome.UNKNOWN,
                 message_id=message_id,
                 error=f"connection lost during DATA ({exc}); the server may have queued it",
             )
         if code != 250:
             return _result(to, code, reply)
-        return SendResult(to, SENT, message_id=message_id)
+        return SendResult(to, SendOutcome.SENT, message_id=message_id)
 
     def _reset(self, conn: smtplib.SMTP) -> None:
         try:
@@ -225,5 +222,5 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 def _result(to: str, code: int, reply: bytes | str) -> SendResult:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    status = DEFERRED if 400 <= code < 500 else REJECTED
+    status = SendOutcome.DEFERRED if 400 <= code < 500 else SendOutcome.REJECTED
     return SendResult(to, status, error=f"{code} {text}"[:500])

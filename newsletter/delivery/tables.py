@@ -1,8 +1,11 @@
-"""Tables of the delivery area besides the ledger itself (``db.DeliveryRow``).
+"""The delivery area's tables: the ledger itself, the send runs, and provider events.
 
-``send_runs`` names every sending process, so that a row it left ``sending`` can be
-told apart from a row another live process is mailing right now. ``provider_events``
-remembers each provider event id once, so a replayed webhook changes nothing.
+``deliveries`` holds one row per (issue, reader), claimed before the mail goes out
+(see ``delivery.ledger``). ``send_runs`` names every sending process, so that a row
+it left ``sending`` can be told apart from a row another live process is mailing
+right now (see ``delivery.send_runs``). ``provider_events`` remembers each provider
+event id once, so a replayed webhook changes nothing. Other areas never query these
+tables: they ask ``delivery.ledger``'s functions.
 """
 
 from __future__ import annotations
@@ -12,7 +15,28 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.db import table_of, utcnow
+from newsletter.statuses import DeliveryStatus
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The ledger: one row per (issue, reader), claimed before the mail goes out."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issues.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    status: str = Field(default=DeliveryStatus.SENDING.value, index=True)
+    categories: str = ""
+    message_id: str = ""
+    error: str = ""
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    # The send run that claimed the row (``send_runs``), so a crashed run's rows can be told apart.
+    run_id: str = Field(default="", max_length=32)
+    delivered_at: dt.datetime | None = None  # from the provider's events
+    opened_at: dt.datetime | None = None
 
 
 class SendRunRow(SQLModel, table=True):
@@ -39,5 +63,6 @@ class ProviderEventRow(SQLModel, table=True):
     received_at: dt.datetime = Field(default_factory=utcnow)
 
 
-SEND_RUNS: sa.Table = SendRunRow.__table__  # type: ignore[attr-defined]
-PROVIDER_EVENTS: sa.Table = ProviderEventRow.__table__  # type: ignore[attr-defined]
+DELIVERIES = table_of(DeliveryRow)
+SEND_RUNS = table_of(SendRunRow)
+PROVIDER_EVENTS = table_of(ProviderEventRow)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import ledger
 from newsletter.app import Services
 from newsletter.cli import main
+from newsletter.delivery import ledger
 from newsletter.delivery.bounces import import_bounces
 from newsletter.issues import get_issue
 from newsletter.models import SendResult

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import ledger
 from newsletter.app import Services
+from newsletter.delivery import ledger
 from newsletter.issues import get_issue
 from tests.delivery.conftest import SAMPLE_DATE, SECRET, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter import ledger
 from newsletter.app import Services
 from newsletter.db import make_engine
+from newsletter.delivery import ledger
+from newsletter.delivery.send_runs import STALE_AFTER
+from newsletter.delivery.tables import DELIVERIES, SEND_RUNS
 from newsletter.models import SendResult
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLAIMER = textwrap.dedent(
     """
     import sys
-    from newsletter import ledger
+    from newsletter.delivery import ledger
     from newsletter.db import make_engine
     from newsletter.models import SendResult
     url, issue, ids = sys.argv[1], int(sys.argv[2]), [int(i) for i in sys.argv[3].split(",")]
@@ -54,7 +56,7 @@ def issue(ledger_services: Services) -> int:
 
 
 def _status(svc: Services, issue: int) -> dict[int, str]:
-    table = ledger.DELIVERIES
+    table = DELIVERIES
     with svc.engine.connect() as conn:
         rows = conn.execute(
             sa.select(table.c.subscriber_id, table.c.status).where(table.c.issue_id == issue)
@@ -196,9 +198,7 @@ def test_retry_claims_skip_rows_another_transaction_holds(
     try:
         with other.connect() as conn, conn.begin():
             conn.execute(
-                sa.select(ledger.DELIVERIES.c.id)
-                .where(ledger.DELIVERIES.c.subscriber_id == a)
-                .with_for_update()
+                sa.select(DELIVERIES.c.id).where(DELIVERIES.c.subscriber_id == a).with_for_update()
             )
             with ledger.SendRun(svc.engine, issue) as run:
                 owned = ledger.claim(svc.engine, issue, [(a, "nlp"), (b, "nlp")], run=run)
@@ -244,11 +244,11 @@ def test_a_heartbeat_older_than_the_limit_counts_as_dead(
     (reader,) = add_readers(svc, 1)
     stale = ledger.SendRun(svc.engine, issue).__enter__()
     ledger.claim(svc.engine, issue, [(reader, "nlp")], run=stale)
-    old = dt.datetime.now(dt.UTC) - ledger.STALE_AFTER - dt.timedelta(minutes=1)
+    old = dt.datetime.now(dt.UTC) - STALE_AFTER - dt.timedelta(minutes=1)
     with svc.engine.begin() as conn:
         conn.execute(
-            sa.update(ledger.SEND_RUNS)
-            .where(ledger.SEND_RUNS.c.run_id == stale.id)
+            sa.update(SEND_RUNS)
+            .where(SEND_RUNS.c.run_id == stale.id)
             .values(heartbeat_at=old, pid=os.getpid())
         )
     with ledger.SendRun(svc.engine, issue) as run:

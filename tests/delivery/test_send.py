@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from newsletter import ledger
 from newsletter.app import Services
-from newsletter.delivery import dispatch
+from newsletter.delivery import dispatch, ledger
 from newsletter.delivery.base import MailBackend
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.delivery.sendgrid import RetryPolicy, SendGridBackend

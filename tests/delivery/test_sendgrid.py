@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from newsletter.delivery.base import DEFERRED, REJECTED, SENT, UNKNOWN
 from newsletter.delivery.sendgrid import RetryPolicy, SendGridBackend
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import RenderedIssue
 from newsletter.settings import load_settings
+from newsletter.statuses import SendOutcome
 from tests.delivery.conftest import CHART_CID, MANAGE, UNSUB, batch_of, envelope
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step, rate_limited, server_error
 from tests.fakes.smtp_server import free_port
@@ -81,7 +81,7 @@ def test_sandbox_setting_reaches_mail_settings(
         from_email="news@example.org",
     )
     results = SendGridBackend.from_settings(settings).send(batch_of(rendered, [envelope(1)]))
-    assert results[0].status == SENT
+    assert results[0].status == SendOutcome.SENT
     body = sendgrid.seen[0].body
     assert body is not None and body["mail_settings"] == {"sandbox_mode": {"enable": True}}
     assert sendgrid.delivered[0].sandbox
@@ -92,7 +92,7 @@ def test_more_than_a_thousand_readers_take_two_requests(
 ) -> None:
     results = backend_for(sendgrid).send(batch_of(rendered, [envelope(n) for n in range(1001)]))
     assert [s.personalizations for s in sendgrid.seen] == [1000, 1]
-    assert all(r.status == SENT for r in results)
+    assert all(r.status == SendOutcome.SENT for r in results)
     assert sendgrid.recipients.most_common(1)[0][1] == 1
 
 
@@ -108,7 +108,7 @@ def test_an_address_sendgrid_rejects_fails_alone(
 ) -> None:
     envelopes = [envelope(0), envelope(1, "broken@nowhere.invalid"), envelope(2)]
     results = backend_for(sendgrid).send(batch_of(rendered, envelopes))
-    assert [r.status for r in results] == [SENT, REJECTED, SENT]
+    assert [r.status for r in results] == [SendOutcome.SENT, SendOutcome.REJECTED, SendOutcome.SENT]
     assert "personalizations.1.to.0.email" in results[1].error
     assert "Does not contain a valid address" in results[1].error
     assert sendgrid.statuses() == [400, 202]
@@ -120,7 +120,7 @@ def test_a_400_on_the_whole_request_rejects_all_naming_the_field(
 ) -> None:
     backend = SendGridBackend(API_KEY, "news@localhost", host=sendgrid.url)
     results = backend.send(batch_of(rendered, [envelope(1), envelope(2)]))
-    assert [r.status for r in results] == [REJECTED, REJECTED]
+    assert [r.status for r in results] == [SendOutcome.REJECTED, SendOutcome.REJECTED]
     assert "from.email" in results[0].error and "(400)" in results[0].error
     assert sendgrid.delivered == []
 
@@ -142,7 +142,7 @@ def test_413_splits_the_request_until_it_fits(
     assert one
     sendgrid.max_bytes = 6_000  # room for a few readers per request, not twenty
     results = backend_for(sendgrid).send(batch_of(rendered, [envelope(n) for n in range(20)]))
-    assert all(r.status == SENT for r in results)
+    assert all(r.status == SendOutcome.SENT for r in results)
     assert 413 in sendgrid.statuses()
     assert sorted(sendgrid.recipients.values()) == [1] * 20
 
@@ -163,7 +163,7 @@ def test_429_waits_for_the_reset_then_sends_once(
     sleeps = Sleeps()
     sendgrid.script(rate_limited(seconds=30))
     results = backend_for(sendgrid, sleeps=sleeps).send(batch_of(rendered, [envelope(1)]))
-    assert results[0].status == SENT
+    assert results[0].status == SendOutcome.SENT
     assert sendgrid.statuses() == [429, 202]
     (wait,) = sleeps
     assert 25 <= wait <= 31  # from X-RateLimit-Reset, not the exponential back-off
@@ -183,7 +183,7 @@ def test_500_is_retried_with_back_off(sendgrid: SendGridDouble, rendered: Render
     sleeps = Sleeps()
     sendgrid.script(server_error(500), server_error(503))
     results = backend_for(sendgrid, sleeps=sleeps).send(batch_of(rendered, [envelope(1)]))
-    assert results[0].status == SENT
+    assert results[0].status == SendOutcome.SENT
     assert sendgrid.statuses() == [500, 503, 202]
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0]
 
@@ -193,7 +193,7 @@ def test_500_that_persists_defers_the_readers(
 ) -> None:
     sendgrid.script(*[server_error()] * 4)
     results = backend_for(sendgrid).send(batch_of(rendered, [envelope(1), envelope(2)]))
-    assert [r.status for r in results] == [DEFERRED, DEFERRED]
+    assert [r.status for r in results] == [SendOutcome.DEFERRED, SendOutcome.DEFERRED]
     assert "500" in results[0].error and "next run" in results[0].error
     assert sendgrid.delivered == []
 
@@ -205,7 +205,7 @@ def test_a_hang_past_the_timeout_is_unknown_and_not_retried(
     started = time.monotonic()
     results = backend_for(sendgrid, timeout=0.5).send(batch_of(rendered, [envelope(1)]))
     assert time.monotonic() - started < 20
-    assert results[0].status == UNKNOWN
+    assert results[0].status == SendOutcome.UNKNOWN
     assert "may have been accepted" in results[0].error and "--resend-unknown" in results[0].error
     assert sendgrid.recipients["reader1@example.com"] == 1  # taken once, never again
     assert len(sendgrid.seen) == 1
@@ -221,7 +221,7 @@ def test_an_unreachable_host_defers_after_retries(rendered: RenderedIssue) -> No
         sleep=sleeps,
     )
     results = backend.send(batch_of(rendered, [envelope(1)]))
-    assert results[0].status == DEFERRED and "cannot reach SendGrid" in results[0].error
+    assert results[0].status == SendOutcome.DEFERRED and "cannot reach SendGrid" in results[0].error
     assert len(sleeps) == 2
 
 

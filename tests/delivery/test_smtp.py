@@ -6,12 +6,15 @@ import email.utils
 
 import pytest
 
-from newsletter.delivery.base import DEFERRED, REJECTED, SENT, UNKNOWN
 from newsletter.delivery.smtp import SMTPBackend
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import RenderedIssue
+from newsletter.statuses import SendOutcome
 from tests.delivery.conftest import TLSFiles, batch_of, envelope
 from tests.fakes.smtp_server import SMTPSink, free_port
+
+SENT, REJECTED = SendOutcome.SENT, SendOutcome.REJECTED
+DEFERRED, UNKNOWN = SendOutcome.DEFERRED, SendOutcome.UNKNOWN
 
 
 def backend_for(sink: SMTPSink, **options: object) -> SMTPBackend:
@@ -51,7 +54,7 @@ def test_starttls_with_login(tls_files: TLSFiles, rendered: RenderedIssue) -> No
         )
         with backend:
             results = backend.send(batch_of(rendered, [envelope(1)]))
-        assert results[0].status == SENT
+        assert results[0].status == SendOutcome.SENT
         assert len(sink.received) == 1
 
 
@@ -68,7 +71,7 @@ def test_implicit_tls_with_login(tls_files: TLSFiles, rendered: RenderedIssue) -
             context=tls_files.client_context(),
         )
         with backend:
-            assert backend.send(batch_of(rendered, [envelope(1)]))[0].status == SENT
+            assert backend.send(batch_of(rendered, [envelope(1)]))[0].status == SendOutcome.SENT
 
 
 def test_a_wrong_password_is_a_clear_error(tls_files: TLSFiles, rendered: RenderedIssue) -> None:
@@ -111,7 +114,12 @@ def test_reply_codes_decide_each_readers_result(
     smtp_sink.behaviour.rcpt_replies["reader2@example.com"] = "451 4.3.0 mailbox busy, try later"
     with backend_for(smtp_sink) as backend:
         results = backend.send(batch_of(rendered, [envelope(n) for n in range(4)]))
-    assert [r.status for r in results] == [SENT, REJECTED, DEFERRED, SENT]
+    assert [r.status for r in results] == [
+        SendOutcome.SENT,
+        SendOutcome.REJECTED,
+        SendOutcome.DEFERRED,
+        SendOutcome.SENT,
+    ]
     assert results[1].error.startswith("550") and results[2].error.startswith("451")
     assert [r.rcpt_tos for r in smtp_sink.received] == [
         ("reader0@example.com",),
@@ -126,7 +134,7 @@ def test_a_drop_before_data_reconnects_and_mails_once(
     backend = backend_for(smtp_sink)
     with backend:
         results = backend.send(batch_of(rendered, [envelope(n) for n in range(5)]))
-    assert all(r.status == SENT for r in results)
+    assert all(r.status == SendOutcome.SENT for r in results)
     assert backend.connections == 2
     tos = [r.rcpt_tos[0] for r in smtp_sink.received]
     assert sorted(tos) == sorted(f"reader{n}@example.com" for n in range(5))
@@ -139,7 +147,13 @@ def test_a_drop_during_data_is_unknown_not_resent(
     smtp_sink.behaviour.lose_in_data.add("reader3@example.com")
     with backend_for(smtp_sink) as backend:
         results = backend.send(batch_of(rendered, [envelope(n) for n in range(5)]))
-    assert [r.status for r in results] == [SENT, UNKNOWN, SENT, UNKNOWN, SENT]
+    assert [r.status for r in results] == [
+        SendOutcome.SENT,
+        SendOutcome.UNKNOWN,
+        SendOutcome.SENT,
+        SendOutcome.UNKNOWN,
+        SendOutcome.SENT,
+    ]
     assert "may have queued it" in results[1].error
     tos = [r.rcpt_tos[0] for r in smtp_sink.received]
     # reader1's message arrived once (its answer was lost); reader3's never did; none twice.
@@ -150,7 +164,7 @@ def test_a_server_gone_between_batches_is_a_clear_error(rendered: RenderedIssue)
     sink = SMTPSink().start()
     backend = SMTPBackend("127.0.0.1", sink.port, "news@example.org", timeout=5)
     with backend:
-        assert backend.send(batch_of(rendered, [envelope(0)]))[0].status == SENT
+        assert backend.send(batch_of(rendered, [envelope(0)]))[0].status == SendOutcome.SENT
         sink.stop()
         # Nothing of the next batch can be handed over: the caller gets the error (and the
         # sender gives those readers back to the next run, see test_send).

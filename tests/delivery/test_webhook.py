@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from newsletter import ledger
 from newsletter.app import Services
+from newsletter.delivery import ledger
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
 from subscribers import store as subscriber_store

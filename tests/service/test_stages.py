@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from newsletter import ledger
 from newsletter.app import Services
+from newsletter.delivery import ledger
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import ensure_issue, get_issue
 from newsletter.papers import papers_on, upsert_papers
