@@ -1,0 +1,62 @@
+"""Commands that describe the setup: categories, llm usage."""
+
+from __future__ import annotations
+
+import argparse
+
+from newsletter.cli.common import out, parse_date, services, settings
+from newsletter.cli.registry import JSON, arg, command
+
+
+@command("categories", "list the category taxonomy", JSON)
+def categories(args: argparse.Namespace) -> int:
+    from newsletter.categories import load_taxonomy
+
+    taxonomy = load_taxonomy(settings(args).categories_file)
+    data = [
+        {"slug": c.slug, "emoji": c.emoji, "names": c.names, "description": c.description}
+        for c in taxonomy.categories
+    ]
+    out(
+        data,
+        args.json,
+        lambda: [
+            f"{c.emoji} {c.slug:<24} {c.name('en')}: {c.description}" for c in taxonomy.categories
+        ],
+    )
+    return 0
+
+
+@command(
+    "llm usage",
+    "calls, cache hits, tokens and cost per day and purpose",
+    arg("--date", help="only this issue date YYYY-MM-DD"),
+    JSON,
+)
+def llm_usage(args: argparse.Namespace) -> int:
+    from newsletter.llm_store import usage
+
+    date = parse_date(args.date)
+    lines = usage(services(args).engine, date)
+
+    def text() -> list[str]:
+        if not lines:
+            return ["no LLM calls recorded" + (f" for {date}" if date else "")]
+        rows = [
+            f"{'day':<10}  {'purpose':<16} {'model':<28} {'calls':>5} {'cached':>6} "
+            f"{'failed':>6} {'prompt tok':>10} {'compl tok':>9} {'cost USD':>9}"
+        ]
+        for u in lines:
+            cost = "unknown" if u.cost is None else f"{u.cost:.4f}"
+            rows.append(
+                f"{u.day.isoformat() if u.day else '-':<10}  {u.purpose:<16} {u.model:<28} "
+                f"{u.calls:>5} {u.cache_hits:>6} {u.failed:>6} {u.prompt_tokens:>10} "
+                f"{u.completion_tokens:>9} {cost:>9}"
+            )
+        return rows
+
+    out([u.as_json() for u in lines], args.json, text)
+    return 0
+
+
+COMMANDS = (categories, llm_usage)
