@@ -142,14 +142,6 @@ def _redact(url: str) -> str:
         return "<unparseable URL>"
 
 
-def import_table_modules() -> None:
-    """Import every module that defines tables, so SQLModel.metadata knows them all."""
-    import newsletter.llm_store  # noqa: F401  (LLM cache and call ledger)
-    import subscribers.models  # noqa: F401  (subscribers and their events)
-    from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
-    from newsletter.delivery import tables  # noqa: F401  (deliveries, send runs, provider events)
-
-
 #: Key of the PostgreSQL advisory lock that serialises migrations between replicas.
 _MIGRATION_LOCK = 0x6E6C_6D69
 

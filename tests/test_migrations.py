@@ -9,7 +9,8 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from newsletter.app import prepare_database
-from newsletter.db import import_table_modules, is_managed, make_engine
+from newsletter.db import is_managed, make_engine
+from newsletter.schema import import_table_modules
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from newsletter.db import import_table_modules, is_managed
+from newsletter.db import is_managed
+from newsletter.schema import import_table_modules
 
 import_table_modules()
 
