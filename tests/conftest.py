@@ -101,3 +101,15 @@ def sample_feed() -> bytes:
     from importlib import resources
 
     return resources.files("newsletter").joinpath("data/sample-arxiv.xml").read_bytes()
+
+
+#: Files whose tests start real processes and kill them (seconds each): the fast lane
+#: (``./scripts/test -m "not slow"``) leaves them out, the full run keeps them.
+SLOW_FILES = {"test_crash.py", "test_processes.py", "test_shutdown.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-browser tests and the process-killing files are ``slow``."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
