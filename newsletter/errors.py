@@ -85,3 +85,8 @@ class FailureBudgetExceeded(DeliveryError):
 
 class TokenError(NewsletterError):
     exit_code = 2
+
+
+def one_line(exc: BaseException | None) -> str:
+    """An error's message on one line of at most 500 characters, for logs and run records."""
+    return " ".join(str(exc).split())[:500] if exc is not None else "unknown error"

@@ -4,7 +4,7 @@ The daily job lives in the database's job store (SQLAlchemyJobStore), so every
 replica sees the same schedule. A persistent store keeps a textual reference to
 the job function, not a closure, so the function (``fire``) looks up this
 process's runner by job id in ``_RUNNERS``: the one piece of module state, filled
-by ``ServiceScheduler.start`` and emptied by ``shutdown``.
+by ``DailyScheduler.start`` and emptied by ``shutdown``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from newsletter.errors import ConfigurationError
+from newsletter.schedule_store import JOB_ID, JOBS_TABLE
 
 log = logging.getLogger(__name__)
-
-JOB_ID = "daily-issue"
-JOBS_TABLE = "apscheduler_jobs"
 
 #: (trigger label, scheduled fire time or None) -> whatever the runner returns.
 Job = Callable[[str, dt.datetime | None], object]
@@ -74,7 +72,7 @@ def fire(job_id: str) -> None:
     runner()
 
 
-class ServiceScheduler:
+class DailyScheduler:
     """The daily job at NEWSLETTER_SCHEDULE in NEWSLETTER_TIMEZONE, plus a heartbeat."""
 
     def __init__(

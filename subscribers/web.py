@@ -536,9 +536,9 @@ def healthz(request: Request) -> JSONResponse:
     """200 when the database answers (and this process's scheduler runs), 503 otherwise.
 
     JSON for load balancers and monitors: database, scheduler alive, last issue sent and
-    next run time (``newsletter.service.health``; ``newsletter start`` sets the scheduler).
+    next run time (``newsletter.health``; ``newsletter start`` sets the scheduler).
     """
-    from newsletter.service import health
+    from newsletter.health import health
 
     data = health(_services(request), getattr(request.app.state, "scheduler", None), public=True)
     return JSONResponse(

@@ -124,6 +124,7 @@ def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[tuple[str
     ),
 )
 def send(args: argparse.Namespace) -> int:
+    from newsletter.daemon import stop_on_signals
     from newsletter.delivery import get_backend
     from newsletter.delivery.memory import MemoryBackend
     from newsletter.delivery.progress import terminal_progress
@@ -131,7 +132,6 @@ def send(args: argparse.Namespace) -> int:
     from newsletter.pipeline import collect as collect_feeds
     from newsletter.pipeline import resolve_date
     from newsletter.pipeline import send as send_issue
-    from newsletter.service import stop_on_signals
 
     date = parse_date(args.date)
     svc = services(args)
@@ -200,8 +200,9 @@ def deliveries(args: argparse.Namespace) -> int:
 
 @command("run-once", "collect, then prepare and send (idempotent per date)", DATE)
 def run_once(args: argparse.Namespace) -> int:
+    from newsletter.daemon import stop_on_signals
+    from newsletter.daily_run import cron_run
     from newsletter.delivery import get_backend
-    from newsletter.service import cron_run, stop_on_signals
 
     date = parse_date(args.date)
     svc = services(args)

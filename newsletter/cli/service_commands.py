@@ -35,10 +35,10 @@ def serve(args: argparse.Namespace) -> int:
     log_level=logging.INFO,
 )
 def start(args: argparse.Namespace) -> int:
+    from newsletter.daemon import run_daemon
     from newsletter.delivery import get_backend
+    from newsletter.retry import connect
     from newsletter.scheduler import parse_trigger
-    from newsletter.service import connect
-    from newsletter.service import serve as run_service
     from newsletter.settings import load_settings
 
     settings = load_settings()
@@ -47,7 +47,7 @@ def start(args: argparse.Namespace) -> int:
     configure_logging(args.debug, settings.log_format, args.log_level)
     svc = connect(settings)
     get_backend(svc.settings)  # refuse a bad mail setup at start, not at 07:00
-    ended = run_service(
+    ended = run_daemon(
         svc,
         lambda: get_backend(svc.settings),
         host=args.host,
@@ -64,7 +64,7 @@ def start(args: argparse.Namespace) -> int:
 
 @command("status", "database, scheduler, last issue and next run", JSON)
 def status(args: argparse.Namespace) -> int:
-    from newsletter.service import health, status_lines
+    from newsletter.health import health, status_lines
 
     data = health(services(args))
     out(data, args.json, lambda: status_lines(data))

@@ -8,11 +8,11 @@ import threading
 
 from newsletter import runs
 from newsletter.app import Services
+from newsletter.daily_run import cron_run
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import DeliveryError
 from newsletter.models import SendResult
-from newsletter.service import cron_run
 from tests.service.conftest import SAMPLE_DATE, seed
 
 

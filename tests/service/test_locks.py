@@ -98,7 +98,8 @@ def test_two_replicas_creating_the_job_table_at_once_both_start() -> None:
     import threading
     import time
 
-    from newsletter.scheduler import JOBS_TABLE, ServiceScheduler
+    from newsletter.schedule_store import JOBS_TABLE
+    from newsletter.scheduler import DailyScheduler
     from tests.conftest import pg_schema_url
 
     gen = pg_schema_url()
@@ -106,7 +107,7 @@ def test_two_replicas_creating_the_job_table_at_once_both_start() -> None:
     try:
         engine = make_engine(url)
         first = make_engine(url)
-        sched = ServiceScheduler(
+        sched = DailyScheduler(
             engine, "0 7 * * *", "Asia/Seoul", lambda *_: None, misfire_grace=dt.timedelta(hours=1)
         )
         errors: list[BaseException] = []

@@ -14,7 +14,7 @@ import time_machine
 
 from newsletter.cli import main
 from newsletter.errors import ConfigurationError
-from newsletter.scheduler import ServiceScheduler, last_fire_time, parse_trigger
+from newsletter.scheduler import DailyScheduler, last_fire_time, parse_trigger
 from tests.service.conftest import cli_env, newsletter_cmd
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -147,7 +147,7 @@ def test_real_scheduler_fires_at_0700_seoul_on_a_controlled_clock(database_url: 
 
     start = dt.datetime(2025, 3, 10, 6, 59, 59, 500000, tzinfo=SEOUL)
     with time_machine.travel(start, tick=True):
-        sched = ServiceScheduler(
+        sched = DailyScheduler(
             engine, "0 7 * * *", "Asia/Seoul", job, misfire_grace=dt.timedelta(hours=12)
         )
         sched.start()

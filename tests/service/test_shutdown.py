@@ -10,12 +10,12 @@ import pytest
 
 from newsletter.app import Services
 from newsletter.cli import main
+from newsletter.daemon import run_daemon
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import SendResult
-from newsletter.service import serve
 from tests.service.conftest import seed
-from tests.service.test_service import with_settings
+from tests.service.test_daily_run import with_settings
 
 
 class Stuck(MailBackend):
@@ -40,7 +40,9 @@ def test_a_batch_that_outlives_the_grace_period_asks_for_a_hard_exit(services: S
     # A schedule every minute: the start catches up at once and enters the send.
     svc = with_settings(services, schedule="* * * * *")
     thread = threading.Thread(
-        target=lambda: result.append(serve(svc, lambda: backend, web=False, stop=stop, grace=0.3))
+        target=lambda: result.append(
+            run_daemon(svc, lambda: backend, web=False, stop=stop, grace=0.3)
+        )
     )
     thread.start()
     try:
@@ -59,7 +61,7 @@ def test_a_busy_port_stops_the_service_with_exit_1(services: Services) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        ended = serve(services, MemoryBackend, port=port, scheduler=False)
+        ended = run_daemon(services, MemoryBackend, port=port, scheduler=False)
     assert (ended.code, ended.hard) == (1, False)
 
 

@@ -13,12 +13,13 @@ import time_machine
 from fastapi.testclient import TestClient
 
 from newsletter.app import Services
+from newsletter.daemon import build_scheduler
+from newsletter.daily_run import DailyRun
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.logs import configure_logging
-from newsletter.service import DailyRun, build_scheduler
 from subscribers.web import create_app
 from tests.service.conftest import seed
-from tests.service.test_service import dead_engine
+from tests.service.test_daily_run import dead_engine
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -64,7 +65,7 @@ def test_healthz_reports_the_service(services: Services, database_url: str, tmp_
 def test_json_logs_are_one_object_per_line(capsys) -> None:  # type: ignore[no-untyped-def]
     configure_logging(logging.INFO, "json")
     try:
-        logging.getLogger("newsletter.service").info(
+        logging.getLogger("newsletter.daily_run").info(
             "daily run finished: %s", "sent", extra={"outcome": "sent", "date": "2024-11-22"}
         )
         logging.getLogger("apscheduler.scheduler").info("noise kept out at INFO")
@@ -73,6 +74,6 @@ def test_json_logs_are_one_object_per_line(capsys) -> None:  # type: ignore[no-u
     [line] = capsys.readouterr().err.splitlines()
     record = json.loads(line)
     assert record["message"] == "daily run finished: sent"
-    assert record["level"] == "INFO" and record["logger"] == "newsletter.service"
+    assert record["level"] == "INFO" and record["logger"] == "newsletter.daily_run"
     assert (record["outcome"], record["date"]) == ("sent", "2024-11-22")
     assert dt.datetime.fromisoformat(record["time"]).tzinfo is not None

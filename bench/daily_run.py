@@ -1,6 +1,6 @@
 """What the service adds around a run: date lock, catch-up check, health, scheduler start.
 
-Run: python -m bench.service  (needs the local PostgreSQL for the PostgreSQL rows).
+Run: python -m bench.daily_run  (needs the local PostgreSQL for the PostgreSQL rows).
 Prints per-operation times on SQLite and PostgreSQL; each should be far below the
 seconds a run itself takes, so the service's bookkeeping never matters.
 """
@@ -38,7 +38,7 @@ def timed(fn: Callable[[], object], repeat: int = REPEAT) -> float:
 
 @contextmanager
 def databases() -> Iterator[list[tuple[str, str]]]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-daily-run-"))
     found = [("sqlite", f"sqlite:///{tmp / 'bench.db'}")]
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
@@ -60,9 +60,11 @@ def databases() -> Iterator[list[tuple[str, str]]]:
 
 def measure(name: str, url: str) -> None:
     from newsletter.app import Services
+    from newsletter.daemon import build_scheduler
+    from newsletter.daily_run import DailyRun, missed_run
     from newsletter.delivery.memory import MemoryBackend
+    from newsletter.health import health
     from newsletter.locks import date_lock
-    from newsletter.service import DailyRun, build_scheduler, health, missed_run
     from newsletter.settings import load_settings
 
     day = dt.date(2024, 11, 22)

@@ -22,12 +22,14 @@ import time_machine
 from newsletter import runs
 from newsletter.app import Services
 from newsletter.cli import main
+from newsletter.daemon import build_scheduler, run_daemon
+from newsletter.daily_run import DailyRun, missed_run
 from newsletter.db import make_engine
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.health import health, status_lines
 from newsletter.issues import issue_dates
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import send
-from newsletter.service import DailyRun, build_scheduler, health, missed_run, serve, status_lines
 from tests.service.conftest import SAMPLE_DATE, seed
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -56,10 +58,10 @@ def dead_engine(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-d
 
 
 def run_service_until(svc: Services, backend: MemoryBackend, done: Callable[[], bool]) -> None:
-    """``serve`` (scheduler only) in a thread until ``done``, then a graceful stop."""
+    """``run_daemon`` (scheduler only) in a thread until ``done``, then a graceful stop."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=serve, args=(svc, factory(backend)), kwargs={"web": False, "stop": stop}
+        target=run_daemon, args=(svc, factory(backend)), kwargs={"web": False, "stop": stop}
     )
     thread.start()
     try:
@@ -131,7 +133,7 @@ def test_database_down_is_retried_with_back_off_reported_and_caught_up_later(
     )
     down = dataclasses.replace(live, engine=dead_engine(database_url, tmp_path))
     backend = MemoryBackend()
-    caplog.set_level(logging.WARNING, logger="newsletter.service")
+    caplog.set_level(logging.WARNING, logger="newsletter.retry")
     outcome = DailyRun(down, factory(backend))("schedule", None)
     assert outcome.outcome == "failed"
     assert "unreachable after 3 attempts" in outcome.detail
@@ -182,7 +184,7 @@ def test_without_admin_email_the_failure_is_logged(
         with_settings(services, run_attempts=1), engine=dead_engine(database_url, tmp_path)
     )
     backend = MemoryBackend()
-    caplog.set_level(logging.WARNING, logger="newsletter.service")
+    caplog.set_level(logging.WARNING, logger="newsletter.daily_run")
     assert DailyRun(down, factory(backend))().outcome == "failed"
     assert backend.outbox == []
     assert any("NEWSLETTER_ADMIN_EMAIL is not set" in r.getMessage() for r in caplog.records)
@@ -207,7 +209,7 @@ def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
     )
     backend = MemoryBackend()
     send(services, ago[12], backend)  # the last issue before a long outage
-    caplog.set_level(logging.INFO, logger="newsletter.service")
+    caplog.set_level(logging.INFO, logger="newsletter.daily_run")
     outcome = DailyRun(services, factory(backend))("catch-up", None)
     assert (outcome.outcome, outcome.date) == ("sent", SAMPLE_DATE)
     # Two days back: carried into this issue. Ten days back: beyond the week, not sent.
@@ -345,7 +347,7 @@ def test_an_unexpected_error_is_recorded_logged_and_reported(
     svc = with_settings(services, admin_email="ops@example.com")
     admin_mail = MemoryBackend()
     backends = iter([Buggy("newsletter@localhost"), admin_mail])
-    caplog.set_level(logging.ERROR, logger="newsletter.service")
+    caplog.set_level(logging.ERROR, logger="newsletter.daily_run")
     outcome = DailyRun(svc, lambda: next(backends))("schedule", None)
     assert outcome.outcome == "failed"
     assert outcome.detail == "unexpected RuntimeError: a bug in a backend"
