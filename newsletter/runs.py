@@ -16,13 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from newsletter.db import utcnow
-
-#: Outcomes after which the scheduled time counts as handled (no catch-up needed).
-#: Not ``skipped``: a replica skips a date that another holds, and that holder may die
-#: before it finishes; its restart must still catch the date up.
-COMPLETED = ("sent", "nothing")
-OUTCOMES = ("running", *COMPLETED, "skipped", "failed", "stopped")
+from newsletter.db import table_of, utcnow
+from newsletter.statuses import RUN_COMPLETED, RunOutcome
 
 
 class ServiceRun(SQLModel, table=True):
@@ -37,7 +32,7 @@ class ServiceRun(SQLModel, table=True):
     finished_at: dt.datetime | None = Field(default=None, index=True)
     owner: str = Field(default="", max_length=200)
     date: dt.date | None = None
-    outcome: str = Field(default="running", max_length=20)
+    outcome: str = Field(default=RunOutcome.RUNNING.value, max_length=20)
     detail: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
 
 
@@ -52,8 +47,8 @@ class SchedulerBeat(SQLModel, table=True):
     next_run_time: dt.datetime | None = None
 
 
-RUNS = ServiceRun.__table__  # type: ignore[attr-defined]
-BEATS = SchedulerBeat.__table__  # type: ignore[attr-defined]
+RUNS = table_of(ServiceRun)
+BEATS = table_of(SchedulerBeat)
 HEARTBEAT = dt.timedelta(seconds=30)
 
 
@@ -89,7 +84,7 @@ def start_run(engine: Engine, trigger: str, scheduled_for: dt.datetime | None, o
                 scheduled_for=scheduled_for,
                 started_at=utcnow(),
                 owner=owner,
-                outcome="running",
+                outcome=RunOutcome.RUNNING,
                 detail="",
             )
             .returning(RUNS.c.id)
@@ -100,26 +95,29 @@ def start_run(engine: Engine, trigger: str, scheduled_for: dt.datetime | None, o
 def finish_run(
     engine: Engine, run_id: int, outcome: str, date: dt.date | None, detail: str
 ) -> None:
-    assert outcome in OUTCOMES
+    """Store how run ``run_id`` ended; ``outcome`` is a ``RunOutcome`` (ValueError if not)."""
+    ended = RunOutcome(outcome)
     with engine.begin() as conn:
         conn.execute(
             sa.update(RUNS)
             .where(RUNS.c.id == run_id)
-            .values(outcome=outcome, date=date, detail=detail, finished_at=utcnow())
+            .values(outcome=ended, date=date, detail=detail, finished_at=utcnow())
         )
 
 
 def close_interrupted(engine: Engine, gone: Callable[[str], bool]) -> int:
     """Runs still ``running`` whose process has ended (killed, crashed) become ``failed``."""
     with engine.begin() as conn:
-        rows = conn.execute(sa.select(RUNS.c.id, RUNS.c.owner).where(RUNS.c.outcome == "running"))
+        rows = conn.execute(
+            sa.select(RUNS.c.id, RUNS.c.owner).where(RUNS.c.outcome == RunOutcome.RUNNING)
+        )
         ended = [r.id for r in rows if gone(r.owner)]
         if ended:
             conn.execute(
                 sa.update(RUNS)
                 .where(RUNS.c.id.in_(ended))
                 .values(
-                    outcome="failed",
+                    outcome=RunOutcome.FAILED,
                     detail="interrupted: the process ended before the run finished",
                     finished_at=utcnow(),
                 )
@@ -132,7 +130,7 @@ def completed_since(engine: Engine, since: dt.datetime) -> bool:
     with engine.connect() as conn:
         found = conn.execute(
             sa.select(RUNS.c.id)
-            .where(RUNS.c.finished_at >= since, RUNS.c.outcome.in_(COMPLETED))
+            .where(RUNS.c.finished_at >= since, RUNS.c.outcome.in_(RUN_COMPLETED))
             .limit(1)
         ).first()
         return found is not None

@@ -7,6 +7,7 @@ environment at import time.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,9 @@ DEFAULT_FEEDS = [
     "https://rss.arxiv.org/rss/cs.AI+cs.CL+cs.CV+cs.LG+cs.CR+cs.RO+stat.ML",
 ]
 
-MailBackendName = Literal["file", "smtp", "sendgrid", "memory"]
+#: Mail backends chosen by name; any other backend is named by its class, ``package.module:Class``.
+BUILTIN_BACKENDS = ("file", "smtp", "sendgrid", "memory")
+_DOTTED_BACKEND = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def _split_list(value: Any) -> Any:
@@ -63,7 +66,8 @@ class Settings(BaseSettings):
     llm_retry_max_wait: float = Field(default=60.0, ge=0)
     llm_json_mode: Literal["auto", "schema", "prompt"] = "auto"
 
-    mail_backend: MailBackendName = "file"
+    # One of BUILTIN_BACKENDS, or a MailBackend subclass as "package.module:Class".
+    mail_backend: str = "file"
     outbox_dir: Path = Path("outbox")
     sendgrid_api_key: str = ""
     sendgrid_host: str = "https://api.sendgrid.com"
@@ -120,6 +124,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
 
+    @field_validator("mail_backend")
+    @classmethod
+    def _mail_backend(cls, value: str) -> str:
+        value = value.strip()
+        if value in BUILTIN_BACKENDS or _DOTTED_BACKEND.match(value):
+            return value
+        raise ValueError(
+            f"unknown mail backend {value!r}; use {', '.join(BUILTIN_BACKENDS)}, "
+            "or name a MailBackend subclass as package.module:Class"
+        )
+
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -127,7 +142,8 @@ class Settings(BaseSettings):
 
     @property
     def uses_real_mail(self) -> bool:
-        return self.mail_backend in ("smtp", "sendgrid")
+        # A backend named by its class may send real mail: treat it as one that does.
+        return self.mail_backend not in ("file", "memory")
 
     def require_safe_secret(self) -> None:
         """Refuse to mail real people links signed with the published dev key."""

@@ -1,7 +1,14 @@
-"""Mail backends behind one contract (see ``base.MailBackend``), chosen by name in settings."""
+"""Mail backends behind one contract (see ``base.MailBackend``), chosen by name in settings.
+
+NEWSLETTER_MAIL_BACKEND names a built-in backend (``file``, ``memory``, ``smtp``,
+``sendgrid``) or, as Django's ``EMAIL_BACKEND`` allows, any ``MailBackend`` subclass
+by its import path ``package.module:Class``, so a new provider needs no edit here.
+Such a class is built with ``Class.from_settings(settings)``.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from newsletter.errors import ConfigurationError
@@ -18,11 +25,11 @@ def get_backend(settings: Settings) -> MailBackend:
     if name == "file":
         from newsletter.delivery.file import FileBackend
 
-        return FileBackend(settings.outbox_dir, settings.from_email, settings.from_name)
+        return FileBackend.from_settings(settings)
     if name == "memory":
         from newsletter.delivery.memory import MemoryBackend
 
-        return MemoryBackend(settings.from_email, settings.from_name)
+        return MemoryBackend.from_settings(settings)
     if name == "smtp":
         from newsletter.delivery.smtp import SMTPBackend
 
@@ -31,4 +38,39 @@ def get_backend(settings: Settings) -> MailBackend:
         from newsletter.delivery.sendgrid import SendGridBackend
 
         return SendGridBackend.from_settings(settings)
+    if ":" in name:
+        return backend_class(name).from_settings(settings)
     raise ConfigurationError(f"unknown NEWSLETTER_MAIL_BACKEND {name!r}")
+
+
+def backend_class(path: str) -> type[MailBackend]:
+    """The ``MailBackend`` subclass named ``package.module:Class``.
+
+    Raises ``ConfigurationError`` naming the path and the cause when the module does
+    not import, has no such attribute, or the attribute is not a ``MailBackend``
+    subclass (the contract: ``send``, and ``open``/``close`` if it needs them).
+    """
+    from newsletter.delivery.base import MailBackend
+
+    module_name, _, class_name = path.partition(":")
+    where = f"NEWSLETTER_MAIL_BACKEND={path}"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{where}: cannot import module {module_name!r} ({exc}); "
+            "check the spelling and that the package is installed"
+        ) from exc
+    found = getattr(module, class_name, None)
+    if found is None:
+        raise ConfigurationError(f"{where}: module {module_name!r} has no {class_name!r}")
+    if not (isinstance(found, type) and issubclass(found, MailBackend)):
+        raise ConfigurationError(
+            f"{where}: {class_name!r} is not a subclass of "
+            "newsletter.delivery.base.MailBackend; a mail backend must implement its "
+            "contract (send, and open/close if it holds connections)"
+        )
+    if getattr(found, "__abstractmethods__", None):
+        missing = ", ".join(sorted(found.__abstractmethods__))
+        raise ConfigurationError(f"{where}: {class_name!r} does not implement {missing}")
+    return found

@@ -19,9 +19,13 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from newsletter.models import RenderedIssue, SendResult
 from newsletter.statuses import SendOutcome
+
+if TYPE_CHECKING:
+    from newsletter.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class MailBackend(abc.ABC):
     def __init__(self, from_email: str, from_name: str = "") -> None:
         self.from_email = from_email
         self.from_name = from_name
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The backend configured by ``settings``; a backend with options overrides this."""
+        return cls(settings.from_email, settings.from_name)
 
     def open(self) -> None:  # noqa: B027  (optional hook)
         """Acquire connections; the default backend needs none."""

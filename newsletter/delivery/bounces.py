@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from newsletter.delivery import ledger
 from newsletter.errors import InvalidInputError
+from newsletter.statuses import SUPPRESSED, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,6 @@ def _original_message_id(part: Message) -> str:
 def import_bounces(engine: Engine, path: Path) -> BounceReport:
     """Apply every permanent bounce found under ``path``; see the module docstring."""
     from subscribers import store as subscriber_store
-    from subscribers.models import SUPPRESSED
 
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist; give an mbox, a Maildir or a directory")
@@ -180,7 +180,7 @@ def import_bounces(engine: Engine, path: Path) -> BounceReport:
             if info.status in SUPPRESSED:
                 report.already += 1
                 continue
-            subscriber_store.set_status(engine, info.id, "bounced", "import")
+            subscriber_store.set_status(engine, info.id, SubscriberStatus.BOUNCED, "import")
             report.bounced += 1
             report.addresses.append(info.email)
     log.info("bounce import: %s", report.line())

@@ -28,16 +28,17 @@ from newsletter.db import insert_ignore
 from newsletter.delivery import ledger
 from newsletter.delivery.tables import PROVIDER_EVENTS
 from newsletter.errors import InvalidInputError
+from newsletter.statuses import SUPPRESSED, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
 #: Dropped because of the address itself (SendGrid's ``reason``), and what that makes the reader.
-_DROP_STATUS = {
-    "bounced address": "bounced",
-    "invalid": "bounced",
-    "invalid smtpapi header": "",
-    "unsubscribed address": "unsubscribed",
-    "spam reporting address": "complained",
+#: Other reasons ("invalid smtpapi header": our request, not the address) change nobody.
+_DROP_STATUS: dict[str, SubscriberStatus] = {
+    "bounced address": SubscriberStatus.BOUNCED,
+    "invalid": SubscriberStatus.BOUNCED,
+    "unsubscribed address": SubscriberStatus.UNSUBSCRIBED,
+    "spam reporting address": SubscriberStatus.COMPLAINED,
 }
 _UNSUBSCRIBE = ("unsubscribe", "group_unsubscribe")
 #: Events noted on the reader's ledger row (a bounce or drop marks it failed).
@@ -126,20 +127,20 @@ def _when(event: Mapping[str, Any]) -> dt.datetime:
     return dt.datetime.fromtimestamp(stamp, dt.UTC)
 
 
-def new_status(event: Mapping[str, Any]) -> str:
-    """The reader status an event calls for, or '' for none."""
+def new_status(event: Mapping[str, Any]) -> SubscriberStatus | None:
+    """The reader status an event calls for, or None for none."""
     kind = str(event["event"])
     if kind == "bounce":
         # SendGrid marks soft, temporary refusals as type "blocked": not a dead address.
-        return "bounced" if str(event.get("type", "bounce")) == "bounce" else ""
+        return SubscriberStatus.BOUNCED if str(event.get("type", "bounce")) == "bounce" else None
     if kind == "dropped":
         reason = str(event.get("reason", "")).strip().lower()
-        return _DROP_STATUS.get(reason, "")
+        return _DROP_STATUS.get(reason)
     if kind == "spamreport":
-        return "complained"
+        return SubscriberStatus.COMPLAINED
     if kind in _UNSUBSCRIBE:
-        return "unsubscribed"
-    return ""
+        return SubscriberStatus.UNSUBSCRIBED
+    return None
 
 
 def _reader(engine: Engine, event: Mapping[str, Any]) -> Any:
@@ -159,7 +160,6 @@ def _reader(engine: Engine, event: Mapping[str, Any]) -> Any:
 def _apply(engine: Engine, event: Mapping[str, Any]) -> bool:
     """Apply one event; False when it is about a reader we do not know."""
     from subscribers import store as subscriber_store
-    from subscribers.models import SUPPRESSED
 
     kind = str(event["event"])
     info = _reader(engine, event)

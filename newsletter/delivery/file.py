@@ -6,6 +6,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.mime import build_mime
@@ -13,11 +14,18 @@ from newsletter.errors import DeliveryError
 from newsletter.models import SendResult
 from newsletter.statuses import SendOutcome
 
+if TYPE_CHECKING:
+    from newsletter.settings import Settings
+
 
 class FileBackend(MailBackend):
     def __init__(self, directory: Path, from_email: str, from_name: str = "") -> None:
         super().__init__(from_email, from_name)
         self.directory = Path(directory)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileBackend:
+        return cls(settings.outbox_dir, settings.from_email, settings.from_name)
 
     def open(self) -> None:
         try:

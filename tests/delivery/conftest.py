@@ -27,6 +27,12 @@ from tests.fakes.smtp_server import SMTPSink
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 SECRET = "delivery-tests-secret-key-0123456789abcdef"
+#: A test of one database's behaviour runs on that database only (never a skip on the other).
+ONLY_POSTGRESQL = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+ONLY_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 UNSUB = "NLPHUNSUBSCRIBEURLtest"
 MANAGE = "NLPHMANAGEURLtest"
 CHART_CID = "chart-2024-11-22@daily-ai-insights"

@@ -23,12 +23,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from newsletter.app import Services
 from newsletter.delivery import ledger
 from newsletter.issues import get_issue
-from tests.delivery.conftest import SAMPLE_DATE, SECRET, add_readers
+from tests.delivery.conftest import ONLY_POSTGRESQL, SAMPLE_DATE, SECRET, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,13 +141,11 @@ def test_kill_9_at_any_point_mails_nobody_twice(
     assert code == 1 and line.endswith(f"unknown: {len(unknown)}")
 
 
-@pytest.mark.postgres
+@ONLY_POSTGRESQL  # two processes sending at once is a PostgreSQL deployment
 def test_two_senders_racing_mail_each_reader_once(
     delivery_services: Services, sendgrid: SendGridDouble
 ) -> None:
     svc = delivery_services
-    if svc.engine.dialect.name != "postgresql":
-        pytest.skip("two processes sending at once is a PostgreSQL deployment")
     add_readers(svc, READERS, SETS)
     sendgrid.keep_bodies = False
     env = sender_env(svc, sendgrid)

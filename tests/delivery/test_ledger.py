@@ -21,7 +21,7 @@ from newsletter.delivery import ledger
 from newsletter.delivery.send_runs import STALE_AFTER
 from newsletter.delivery.tables import DELIVERIES, SEND_RUNS
 from newsletter.models import SendResult
-from tests.delivery.conftest import SAMPLE_DATE, add_readers
+from tests.delivery.conftest import ONLY_POSTGRESQL, ONLY_SQLITE, SAMPLE_DATE, add_readers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,12 +183,11 @@ def test_a_batch_with_one_answer_is_recorded_in_one_statement(
     assert set(_status(svc, issue).values()) == {"sent"}
 
 
+@ONLY_POSTGRESQL  # row locks (SKIP LOCKED) exist on PostgreSQL; SQLite serializes writers
 def test_retry_claims_skip_rows_another_transaction_holds(
     ledger_services: Services, issue: int
 ) -> None:
     svc = ledger_services
-    if svc.engine.dialect.name != "postgresql":
-        pytest.skip("row locks (SKIP LOCKED) exist on PostgreSQL; SQLite serializes writers")
     a, b = add_readers(svc, 2)
     ledger.claim(svc.engine, issue, [(a, "nlp"), (b, "nlp")])
     ledger.record(
@@ -235,12 +234,11 @@ def test_racing_claims_never_hand_a_reader_to_two_runs(
     assert owned[0] | owned[1] == set(ids)
 
 
+@ONLY_SQLITE  # PostgreSQL knows a run is alive from its held lock, not from heartbeats
 def test_a_heartbeat_older_than_the_limit_counts_as_dead(
     ledger_services: Services, issue: int
 ) -> None:
     svc = ledger_services
-    if svc.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL knows a run is alive from its held lock, not from heartbeats")
     (reader,) = add_readers(svc, 1)
     stale = ledger.SendRun(svc.engine, issue).__enter__()
     ledger.claim(svc.engine, issue, [(reader, "nlp")], run=stale)
