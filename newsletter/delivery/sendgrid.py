@@ -54,6 +54,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from newsletter.delivery import sendgrid_answers as answers
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
@@ -80,13 +81,6 @@ class RetryPolicy:
     backoff: float = 1.0  # first wait after a 5xx; doubles each time
     backoff_max: float = 30.0
     max_rate_wait: float = 120.0  # longest wait honoured for a 429's reset time
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: Any
-    body: bytes
 
 
 class _Transient(Exception):
@@ -228,7 +222,7 @@ class SendGridBackend(MailBackend):
                 self._fill(results, batch, pending, SendOutcome.UNKNOWN, str(exc))
                 return
             if answer.status == 202:
-                message_id = _header(answer.headers, "X-Message-Id")
+                message_id = answers.header(answer.headers, "X-Message-Id")
                 for i in pending:
                     results[i] = SendResult(
                         batch.recipients[i].to, SendOutcome.SENT, message_id=message_id
@@ -240,7 +234,7 @@ class SendGridBackend(MailBackend):
             if answer.status == 413:
                 self._too_large(batch, pending, results, len(json.dumps(body)))
                 return
-            raise _fatal(answer)
+            raise answers.fatal_error(answer)
 
     def _rejected(
         self,
@@ -250,7 +244,7 @@ class SendGridBackend(MailBackend):
         body: bytes,
     ) -> list[int]:
         """Reject what SendGrid named; returns the readers to send again (nothing was sent)."""
-        errors = _errors(body)
+        errors = answers.error_fields(body)
         named: dict[int, str] = {}
         for field, message in errors:
             match = _PERSONALIZATION_FIELD.match(field or "")
@@ -303,7 +297,7 @@ class SendGridBackend(MailBackend):
         for i in indexes:
             results[i] = SendResult(batch.recipients[i].to, status, error=error[:500])
 
-    def _post(self, body: dict[str, Any]) -> _Answer:
+    def _post(self, body: dict[str, Any]) -> answers.Answer:
         """POST /v3/mail/send, retrying what is safe to retry."""
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.retry.attempts)),
@@ -314,7 +308,7 @@ class SendGridBackend(MailBackend):
             before_sleep=_log_retry,
         )
         answer = retrying(self._post_once, body)
-        assert isinstance(answer, _Answer)
+        assert isinstance(answer, answers.Answer)
         return answer
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -326,14 +320,16 @@ class SendGridBackend(MailBackend):
         )
         return float(backoff(state))
 
-    def _post_once(self, body: dict[str, Any]) -> _Answer:
+    def _post_once(self, body: dict[str, Any]) -> answers.Answer:
         self.requests += 1
         try:
             response = self._client.send(body)
         except http_errors.HTTPError as exc:
-            answer = _Answer(int(exc.status_code), exc.headers, _bytes(exc.body))
+            answer = answers.Answer(int(exc.status_code), exc.headers, answers.as_bytes(exc.body))
             if answer.status == 429:
-                raise _Transient("SendGrid rate limit (429)", _rate_wait(answer.headers)) from None
+                raise _Transient(
+                    "SendGrid rate limit (429)", answers.rate_wait(answer.headers)
+                ) from None
             if answer.status >= 500:
                 raise _Transient(f"SendGrid server error ({answer.status})") from None
             return answer
@@ -347,68 +343,9 @@ class SendGridBackend(MailBackend):
                 "may have been accepted, so it is not resent automatically "
                 "(see `newsletter send --resend-unknown`)"
             ) from exc
-        return _Answer(int(response.status_code), response.headers, _bytes(response.body))
-
-
-def _bytes(body: Any) -> bytes:
-    if isinstance(body, bytes):
-        return body
-    return str(body or "").encode("utf-8")
-
-
-def _header(headers: Any, name: str) -> str:
-    if headers is None:
-        return ""
-    value = headers.get(name)
-    return str(value) if value is not None else ""
-
-
-def _rate_wait(headers: Any) -> float | None:
-    """Seconds until SendGrid's rate limit resets, from its headers."""
-    reset = _header(headers, "X-RateLimit-Reset")
-    if reset:
-        try:
-            return float(reset) - time.time()
-        except ValueError:
-            pass
-    retry_after = _header(headers, "Retry-After")
-    if retry_after:
-        try:
-            return float(retry_after)
-        except ValueError:
-            pass
-    return None
-
-
-def _errors(body: bytes) -> list[tuple[str, str]]:
-    """(field, message) pairs from SendGrid's error JSON; [] when the body is not that."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return []
-    items = data.get("errors") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        return []
-    return [
-        (str(item.get("field") or ""), str(item.get("message") or ""))
-        for item in items
-        if isinstance(item, dict)
-    ]
-
-
-def _fatal(answer: _Answer) -> DeliveryError:
-    detail = (
-        "; ".join(m for _, m in _errors(answer.body))
-        or answer.body.decode("utf-8", "replace")[:200]
-    )
-    if answer.status in (401, 403):
-        message = (
-            f"SendGrid refused the API key ({answer.status}: {detail}); check "
-            "NEWSLETTER_SENDGRID_API_KEY and that the key has the 'Mail Send' permission"
+        return answers.Answer(
+            int(response.status_code), response.headers, answers.as_bytes(response.body)
         )
-    else:
-        message = f"SendGrid answered {answer.status} ({detail}); check NEWSLETTER_SENDGRID_HOST"
-    return DeliveryError(message, status=answer.status, body=answer.body.decode("utf-8", "replace"))
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

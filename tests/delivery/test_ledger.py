@@ -16,11 +16,13 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter.app import Services
-from newsletter.db import make_engine
+from newsletter.db import make_engine, table_of
 from newsletter.delivery import ledger
 from newsletter.delivery.send_runs import STALE_AFTER
 from newsletter.delivery.tables import DELIVERIES, SEND_RUNS
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
+from subscribers.models import Subscriber
 from tests.delivery.conftest import ONLY_POSTGRESQL, ONLY_SQLITE, SAMPLE_DATE, add_readers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,3 +254,45 @@ def test_a_heartbeat_older_than_the_limit_counts_as_dead(
     with ledger.SendRun(svc.engine, issue) as run:
         assert ledger.mark_stale_unknown(svc.engine, issue, run) == 1
     stale.__exit__(None, None, None)
+
+
+def test_the_questions_other_areas_ask_the_ledger(ledger_services: Services, issue: int) -> None:
+    svc = ledger_services
+    a, b, c = add_readers(svc, 3)
+    ledger.claim(svc.engine, issue, [(a, "nlp"), (b, "nlp")])
+    ledger.record(
+        svc.engine,
+        issue,
+        [(a, SendResult("a", SendOutcome.SENT)), (b, SendResult("b", SendOutcome.REJECTED))],
+    )
+    assert ledger.has_deliveries(svc.engine, [a, b, c]) == {a, b}
+    assert ledger.has_deliveries(svc.engine, []) == set()
+    with svc.engine.connect() as conn:  # inside the caller's own transaction too
+        assert ledger.has_deliveries(conn, [c, a]) == {a}
+    assert ledger.settled_ids(svc.engine, issue, ("deferred",)) == {a, b}
+    assert ledger.counts(svc.engine, issue) == {"sent": 1, "failed": 1}
+    # Only a mail that went out counts, within the week before the date, never the date itself.
+    day = dt.timedelta(days=1)
+    assert ledger.last_mailed(svc.engine, [a, b, c], SAMPLE_DATE + 6 * day) == {a: SAMPLE_DATE}
+    assert ledger.last_mailed(svc.engine, [a], SAMPLE_DATE + 7 * day) == {}
+    assert ledger.last_mailed(svc.engine, [a], SAMPLE_DATE) == {}
+    assert ledger.latest_issue(svc.engine) == (issue, SAMPLE_DATE)
+
+
+def test_a_sign_up_the_ledger_mailed_is_never_purged(ledger_services: Services, issue: int) -> None:
+    from subscribers import store
+
+    svc = ledger_services
+    mailed, never = add_readers(svc, 2, status="pending")
+    table = table_of(Subscriber)
+    with svc.engine.begin() as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id.in_([mailed, never]))
+            .values(confirmed_at=None, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+        )
+    ledger.claim(svc.engine, issue, [(mailed, "nlp")])
+    assert store.purge_unconfirmed(svc.engine, dt.timedelta(days=30)) == 1
+    with svc.engine.connect() as conn:
+        left = set(conn.execute(sa.select(table.c.id)).scalars())
+    assert left == {mailed}
