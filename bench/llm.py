@@ -24,7 +24,8 @@ from newsletter.app import prepare_database
 from newsletter.categories import load_taxonomy
 from newsletter.classify import classify_llm, group
 from newsletter.db import make_engine
-from newsletter.llm import LLMClient, _litellm
+from newsletter.llm import _litellm
+from newsletter.llm_client import LLMClient
 from newsletter.settings import load_settings
 from newsletter.summarize import write_reports
 from tests.fakes.llm_server import FakeLLMServer

@@ -9,6 +9,9 @@ The tree::
     ├── DatabaseError               the database cannot be reached or is in a bad state
     ├── SourceError                 one feed could not be fetched or parsed (URL + reason)
     ├── LLMError                    the model failed for good after retries and fallbacks
+    │   ├── LLMTimeout              no token within the timeout: the caller shrinks the work
+    │   ├── LLMInvalid              answers that cannot be used, even after a repair turn
+    │   └── LLMUnavailable          every model is down for the run (outage, key, name)
     ├── RenderError                 the e-mail could not be rendered
     ├── DeliveryError               a mail backend failed; carries status, body and recipients
     │   └── FailureBudgetExceeded   too many permanent failures in one batch; the run stops
@@ -56,6 +59,18 @@ class SourceError(NewsletterError):
 
 class LLMError(NewsletterError):
     pass
+
+
+class LLMTimeout(LLMError):
+    """The model sent no token in time; smaller work (fewer papers) may still succeed."""
+
+
+class LLMInvalid(LLMError):
+    """The model answered, but not usably (wrong shape, cut off at its cap, failed a check)."""
+
+
+class LLMUnavailable(LLMError):
+    """No model can be asked in this run (down, bad credentials, unknown name)."""
 
 
 class RenderError(NewsletterError):

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from newsletter import classify, llm, summarize, weekly
+from newsletter import classify, llm_client, summarize, weekly
 from newsletter.app import Services
 from newsletter.db import utcnow
 from newsletter.delivery import dispatch, ledger
@@ -148,7 +148,7 @@ def resolve_date(svc: Services, date: dt.date | None) -> dt.date | None:
 
 
 def _classify(
-    svc: Services, papers: Sequence[Paper], client: llm.LLMClient | None
+    svc: Services, papers: Sequence[Paper], client: llm_client.LLMClient | None
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, Any]]:
     """The classification and how it was made: answering models, papers left to the rules."""
     made: dict[str, Any] = {"models": [], "rules": len(papers), "papers": len(papers)}
@@ -163,7 +163,7 @@ def _reports(
     svc: Services,
     grouped: dict[str, tuple[Paper, ...]],
     language: str,
-    client: llm.LLMClient | None,
+    client: llm_client.LLMClient | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each category's report as JSON, and how they were made (models, extractive slugs)."""
     written = summarize.write_reports(grouped, svc.taxonomy, language, client)
@@ -227,7 +227,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     content: dict[str, Any] = json.loads(issue.content or "{}")
     after = _window(svc, date, content)
     papers = papers_between(svc.engine, after, date)
-    client = llm.client_for(svc.settings, svc.engine, date)
+    client = llm_client.client_for(svc.settings, svc.engine, date)
     if "classification" not in content:
         classification, made = _classify(svc, papers, client)
 
@@ -357,7 +357,7 @@ def build_weekly_digest(svc: Services, date: dt.date, language: str | None = Non
     issue = ensure_issue(svc.engine, date)
     assert issue.id is not None
     week: dict[str, Any] = json.loads(issue.content or "{}").get("weekly", {})
-    client = llm.client_for(svc.settings, svc.engine, date)
+    client = llm_client.client_for(svc.settings, svc.engine, date)
     if "classification" not in week:
         known, missing = _stored_classifications(svc, days, by_id)
         classification, made = (

@@ -57,7 +57,16 @@ class Settings(BaseSettings):
     llm_api_base: str = ""
     llm_api_key: str = ""
     llm_fallbacks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds to wait for the next token (the first included) while an answer streams;
+    # the whole call's limit where the provider does not stream.
     llm_timeout: float = Field(default=60.0, gt=0)
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_stream: bool = True
+    # Papers below which a classify batch that fails is no longer split (rules take them).
+    llm_min_batch: int = Field(default=3, ge=1)
+    # Sort the shipped calibration set once per model and prompt version; classification
+    # stays with the keyword rules when the model places fewer papers right than they do.
+    llm_qualify: bool = True
     llm_max_retries: int = Field(default=3, ge=0)
     llm_batch_size: int = Field(default=40, ge=1)
     llm_max_input_tokens: int = Field(default=12000, ge=500)

@@ -1,55 +1,69 @@
 """A local OpenAI-compatible chat-completions server for the LLM tests and ``bench.llm``.
 
 It runs in a thread on 127.0.0.1 (a free port), so the real litellm client and the
-OpenAI SDK beneath it make real HTTP requests. By default it answers like a
-well-behaved model: it reads the category slugs and the ``<papers>`` data block of
-the prompt and returns a valid classification or report (Korean text when asked
-for Korean). Scripted steps make the next matching request misbehave: invalid
-JSON, the wrong shape, an unknown slug, an id that was not sent, an empty answer,
-English for a Korean report, an HTTP error with headers (429 + Retry-After, 500),
-or a hang past the client's timeout. Every request is recorded and counted.
+OpenAI SDK beneath it make real HTTP requests, streamed (server-sent events) when
+the request asks for a stream. What it answers is in ``tests.fakes.llm_answers``:
+a well-behaved model by default; scripted steps make the next matching request
+misbehave (see ``KINDS``), send an HTTP error with headers (429 + Retry-After,
+500), hang past the client's timeout, or stream slowly while it keeps writing.
+Like a real server it honours ``max_tokens`` (about 4 characters a token): an
+answer longer than the cap is cut and ends with ``finish_reason: "length"``.
+``slots = 1`` makes it serve one request at a time, the others waiting in its
+queue, as a local server with one slot does. Every request is recorded and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 import threading
 import time
-import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-DATA_BLOCK = re.compile(r"<papers>\n(.*?)</papers>", re.S)
-SLUG_LINE = re.compile(r"^- ([a-z0-9-]+): ", re.M)
-LANGUAGE = re.compile(r'language code "([a-zA-Z-]+)"')
-UNSENT_ID = "9999.99999"
+from tests.fakes.llm_answers import (
+    CLASSIFY_KINDS,
+    LANGUAGE,
+    REPORT_KINDS,
+    UNSENT_ID,
+    answer_text,
+    data_rows,
+    task_of,
+)
+
+__all__ = ["LANGUAGE", "UNSENT_ID", "FakeLLMServer", "Seen", "Step", "data_rows"]
 
 KINDS = {
     "ok",
     "invalid_json",
     "wrong_shape",
-    "unknown_slug",
-    "unsent_id",
-    "missing",
     "empty",
-    "wrong_language",
     "fenced",
+    "fenced_trailing",
+    "second_object",
     "raw",
     "status",
     "hang",
+    "slow_stream",
+    *CLASSIFY_KINDS,
+    *REPORT_KINDS,
 }
+CHUNK_CHARS = 16
 
 
 @dataclass(frozen=True)
 class Step:
-    """How to answer the next request of ``task`` ("classify", "report" or None for any)."""
+    """How to answer the next request of ``task`` ("classify", "report" or None for any).
+
+    ``seconds``: how long "hang" waits before answering, or the pause between
+    the pieces of a "slow_stream" answer (whose ``content`` kind is "ok").
+    """
 
     kind: str
     task: str | None = None
@@ -84,87 +98,6 @@ class Seen:
         return list(self.body["messages"])
 
 
-def task_of(body: dict[str, Any]) -> str:
-    system = str(body["messages"][0]["content"])
-    return "classify" if system.startswith("Task: classify") else "report"
-
-
-def data_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The papers of the request's data block (the first user message holds it)."""
-    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-    found = DATA_BLOCK.search(user)
-    if not found:
-        return []
-    return [json.loads(line) for line in found.group(1).splitlines() if line.strip()]
-
-
-def classification(body: dict[str, Any], kind: str = "ok") -> dict[str, Any]:
-    slugs = [s for s in SLUG_LINE.findall(str(body["messages"][0]["content"])) if s != "other"]
-    labels = []
-    for row in data_rows(body):
-        h = zlib.crc32(row["id"].encode())
-        chosen = [slugs[h % len(slugs)]]
-        if h % 5 == 0:
-            chosen.append(slugs[(h // 7) % len(slugs)])
-        labels.append({"id": row["id"], "categories": list(dict.fromkeys(chosen))})
-    if kind == "unknown_slug" and labels:
-        labels[0]["categories"] = ["quantum-cooking"]
-    if kind == "unsent_id":
-        labels.append({"id": UNSENT_ID, "categories": [slugs[0]]})
-    if kind == "missing" and labels:
-        labels.pop(0)
-    return {"papers": labels}
-
-
-def report(body: dict[str, Any], kind: str = "ok") -> dict[str, Any]:
-    rows = data_rows(body)
-    found = LANGUAGE.search(str(body["messages"][0]["content"]))
-    korean = bool(found and found.group(1) == "ko") and kind != "wrong_language"
-    ids = [r["id"] for r in rows[:3]]
-    if kind == "unsent_id":
-        ids = [UNSENT_ID, *ids]
-    if korean:
-        findings = [f"논문 [{i}]은 새로운 방법으로 성능을 크게 높였습니다." for i in ids]
-        notable = [{"arxiv_id": i, "line": f"{i} 논문은 중요한 결과를 보여 줍니다."} for i in ids]
-        conclusion = (
-            f"오늘 {len(rows)}편의 논문이 이 분야의 빠른 발전을 보여 줍니다. "
-            "앞으로의 연구가 기대됩니다."
-        )
-        themes, keywords = ["효율적인 학습", "평가 방법"], ["벤치마크", "데이터", "확장성"]
-    else:
-        findings = [f"Paper [{i}] improves results with a new method." for i in ids]
-        notable = [{"arxiv_id": i, "line": f"{i} shows an important result."} for i in ids]
-        conclusion = (
-            f"Today's {len(rows)} papers show fast progress in this field. "
-            "Watch for follow-up work."
-        )
-        themes, keywords = ["efficient training", "evaluation"], ["benchmark", "data", "scaling"]
-    return {
-        "themes": themes,
-        "keywords": keywords,
-        "findings": findings,
-        "notable": notable,
-        "conclusion": conclusion,
-    }
-
-
-def answer_text(body: dict[str, Any], step: Step) -> str:
-    task = task_of(body)
-    if step.kind == "raw":
-        return step.content
-    if step.kind == "empty":
-        return ""
-    if step.kind == "invalid_json":
-        return '{"papers": [{"id": "2411.0' if task == "classify" else '{"themes": ["unclosed'
-    if step.kind == "wrong_shape":
-        if task == "classify":
-            return json.dumps({"labels": {"2411.00001": "nlp"}})
-        return json.dumps({"themes": "one string", "summary": "no other keys"})
-    data = classification(body, step.kind) if task == "classify" else report(body, step.kind)
-    text = json.dumps(data, ensure_ascii=False)
-    return f"```json\n{text}\n```" if step.kind == "fenced" else text
-
-
 class FakeLLMServer:
     """Start with ``start()``; ``base_url`` is what NEWSLETTER_LLM_API_BASE should be."""
 
@@ -172,8 +105,11 @@ class FakeLLMServer:
         self.seen: list[Seen] = []
         self.schema_supported = True
         self.server_seconds = 0.0
+        self.slots = 0  # 0: no limit
+        self.known_labels: dict[str, list[str]] = {}
         self._script: list[Step] = []
         self._lock = threading.Lock()
+        self._slot: asyncio.Semaphore | None = None
         self._stopping = threading.Event()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -207,6 +143,9 @@ class FakeLLMServer:
             self._script.clear()
             self.schema_supported = True
             self.server_seconds = 0.0
+            self.slots = 0
+            self.known_labels = {}
+            self._slot = None
 
     def start(self) -> FakeLLMServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -253,15 +192,25 @@ class FakeLLMServer:
         @app.post("/v1/chat/completions")
         async def complete(request: Request) -> Response:
             started = time.perf_counter()
+            slot = None
+            if self.slots:
+                if self._slot is None:
+                    self._slot = asyncio.Semaphore(self.slots)
+                slot = self._slot
+                await slot.acquire()  # queued requests wait here, sending nothing
             try:
-                return await self._complete(request)
+                response = await self._complete(request, slot)
+                slot = None if isinstance(response, StreamingResponse) else slot
+                return response
             finally:
+                if slot is not None:
+                    slot.release()
                 with self._lock:
                     self.server_seconds += time.perf_counter() - started
 
         return app
 
-    async def _complete(self, request: Request) -> Response:
+    async def _complete(self, request: Request, slot: asyncio.Semaphore | None) -> Response:
         body = await request.json()
         task = task_of(body)
         step = self._next_step(task)
@@ -294,11 +243,27 @@ class FakeLLMServer:
                 if await request.is_disconnected():
                     return Response(status_code=499)
                 await asyncio.sleep(0.02)
-        content = answer_text(body, step)
+        kind = "ok" if step.kind in ("hang", "slow_stream") else step.kind
+        content = answer_text(body, kind, step.content, self.known_labels)
+        cap = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if cap and len(content) // 4 > int(cap):
+            content, finish = content[: int(cap) * 4], "length"
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body["messages"])
+        # A rough count (4 characters a token): the fake has no tokenizer.
+        usage = {
+            "prompt_tokens": prompt_chars // 4,
+            "completion_tokens": max(len(content) // 4, 1),
+            "total_tokens": prompt_chars // 4 + max(len(content) // 4, 1),
+        }
+        ident = f"chatcmpl-fake-{len(self.seen)}"
+        if body.get("stream"):
+            pause = step.seconds if step.kind == "slow_stream" else 0.0
+            events = self._events(ident, body, content, finish, usage, pause, slot)
+            return StreamingResponse(events, media_type="text/event-stream")
         return JSONResponse(
             {
-                "id": f"chatcmpl-fake-{len(self.seen)}",
+                "id": ident,
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body.get("model", ""),
@@ -306,14 +271,47 @@ class FakeLLMServer:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
-                # A rough count (4 characters a token): the fake has no tokenizer.
-                "usage": {
-                    "prompt_tokens": prompt_chars // 4,
-                    "completion_tokens": len(content) // 4,
-                    "total_tokens": prompt_chars // 4 + len(content) // 4,
-                },
+                "usage": usage,
             }
         )
+
+    async def _events(
+        self,
+        ident: str,
+        body: dict[str, Any],
+        content: str,
+        finish: str,
+        usage: dict[str, int],
+        pause: float,
+        slot: asyncio.Semaphore | None,
+    ) -> AsyncIterator[str]:
+        """The answer as server-sent events, CHUNK_CHARS at a time, ``pause`` s apart.
+
+        The server's slot (if any) stays taken until the whole answer is written.
+        """
+
+        def event(delta: dict[str, Any], reason: str | None, extra: dict[str, Any]) -> str:
+            chunk = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", ""),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+                **extra,
+            }
+            return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+        try:
+            yield event({"role": "assistant", "content": ""}, None, {})
+            for start in range(0, len(content), CHUNK_CHARS):
+                if pause:
+                    await asyncio.sleep(pause)
+                yield event({"content": content[start : start + CHUNK_CHARS]}, None, {})
+            yield event({}, finish, {"usage": usage})
+            yield "data: [DONE]\n\n"
+        finally:
+            if slot is not None:
+                slot.release()

@@ -16,7 +16,7 @@ from newsletter.app import Services
 from newsletter.categories import load_taxonomy
 from newsletter.classify import ABSTRACT_CHARS, classify_llm, classify_one
 from newsletter.issues import ISSUES, get_issue
-from newsletter.llm import LLMClient
+from newsletter.llm_client import LLMClient
 from newsletter.papers import upsert_papers
 from newsletter.pipeline import build_digest
 from tests.fakes.llm_server import UNSENT_ID, FakeLLMServer, Step, data_rows
@@ -82,43 +82,76 @@ def test_concurrent_batches_give_the_same_answer_and_count(
         svc.engine.dispose()
 
 
-def test_unknown_slug_unsent_id_and_missed_paper_fall_back_to_rules(
-    llm_client: LLMClient, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_bad_labels_are_asked_again_alone(llm_client: LLMClient, llm_server: FakeLLMServer) -> None:
     papers = day_of(12)
     llm_server.script(
         Step("unknown_slug", task="classify"),
         Step("unsent_id", task="classify"),
         Step("missing", task="classify"),
     )
-    with caplog.at_level(logging.WARNING, logger="newsletter.classify"):
-        result = classify_llm(papers, TAXONOMY, llm_client, 4)
-    assert "unknown categories ['quantum-cooking']; dropped" in caplog.text
-    assert f"id '{UNSENT_ID}' that was not in its batch; dropped" in caplog.text
-    assert "2 of 12 papers were classified by rules" in caplog.text
-    assert llm_server.count == 3  # dropped, not retried
+    result = classify_llm(papers, TAXONOMY, llm_client, 4)
+    # batch 1; its paper with an unknown slug alone (answered with an unsent id, which is
+    # dropped); batch 2, which misses its first paper; that paper alone; batch 3
+    assert llm_server.count == 5
+    assert [len(data_rows(s.body)) for s in llm_server.seen] == [4, 1, 4, 1, 4]
+    assert [r["id"] for r in data_rows(llm_server.seen[1].body)] == [papers[0].arxiv_id]
+    assert [r["id"] for r in data_rows(llm_server.seen[3].body)] == [papers[4].arxiv_id]
     assert UNSENT_ID not in result.classification
     assert list(result.classification) == [p.arxiv_id for p in papers]  # nobody lost
-    assert result.by_rules == 2
-    for missed in (papers[0], papers[8]):  # first of batch 1 (bad slug) and of batch 3 (missed)
-        assert result.classification[missed.arxiv_id] == classify_one(missed, TAXONOMY)
+    assert result.by_rules == 0
     known = set(TAXONOMY.slugs)
     assert all(1 <= len(s) <= 2 and set(s) <= known for s in result.classification.values())
 
 
-def test_a_batch_that_fails_for_good_is_classified_by_rules(
-    llm_client: LLMClient, llm_server: FakeLLMServer
+def test_below_the_floor_bad_labels_go_to_the_rules(
+    make_settings: Any, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    papers = day_of(12)
-    llm_server.script(Step("invalid_json", task="classify"), Step("invalid_json", task="classify"))
-    result = classify_llm(papers, TAXONOMY, llm_client, 8)
-    assert llm_server.count == 3  # batch 1 + its repair, batch 2
-    assert result.by_rules == 8
-    assert all(result.classification[p.arxiv_id] == classify_one(p, TAXONOMY) for p in papers[:8])
-    assert list(result.classification) == [p.arxiv_id for p in papers]
-    # the failed batch was not cached: the next run asks again for it, and only for it
-    again = classify_llm(papers, TAXONOMY, llm_client, 8)
-    assert llm_server.count == 4 and again.by_rules == 0
+    svc = Services.build(make_settings(llm_min_batch=4))
+    try:
+        client = LLMClient(svc.settings, svc.engine, DAY)
+        papers = day_of(12)
+        llm_server.script(
+            Step("unknown_slug", task="classify"),
+            Step("unsent_id", task="classify"),
+            Step("missing", task="classify"),
+        )
+        with caplog.at_level(logging.WARNING, logger="newsletter.classify"):
+            result = classify_llm(papers, TAXONOMY, client, 4)
+    finally:
+        svc.engine.dispose()
+    assert llm_server.count == 3  # batches of the floor's size are not split
+    assert result.by_rules == 2
+    for missed in (papers[0], papers[8]):  # first of batch 1 (bad slug) and of batch 3 (missed)
+        assert result.classification[missed.arxiv_id] == classify_one(missed, TAXONOMY)
+    (summary,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert summary.startswith("2 of 12 papers were classified by rules (answers lacked: ")
+    assert "unknown categories ['quantum-cooking']" in summary
+    assert f"id '{UNSENT_ID}' was not in the data block" in summary
+    assert "1 of the 4 papers were missing" in summary
+
+
+def test_a_batch_that_fails_for_good_is_classified_by_rules(
+    make_settings: Any, llm_server: FakeLLMServer
+) -> None:
+    svc = Services.build(make_settings(llm_min_batch=8))
+    client = LLMClient(svc.settings, svc.engine, DAY)
+    try:
+        papers = day_of(12)
+        llm_server.script(
+            Step("invalid_json", task="classify"), Step("invalid_json", task="classify")
+        )
+        result = classify_llm(papers, TAXONOMY, client, 8)
+        assert llm_server.count == 3  # batch 1 + its repair, batch 2
+        assert result.by_rules == 8
+        assert all(
+            result.classification[p.arxiv_id] == classify_one(p, TAXONOMY) for p in papers[:8]
+        )
+        assert list(result.classification) == [p.arxiv_id for p in papers]
+        # the failed batch was not cached: the next run asks again for it, and only for it
+        again = classify_llm(papers, TAXONOMY, LLMClient(svc.settings, svc.engine, DAY), 8)
+        assert llm_server.count == 4 and again.by_rules == 0
+    finally:
+        svc.engine.dispose()
 
 
 def test_prompt_injection_in_a_title_stays_data(

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from newsletter import llm_store
 from newsletter.app import prepare_database
 from newsletter.categories import load_taxonomy
-from newsletter.classify import ClassificationAnswer, _batch_prompt
+from newsletter.classify import ClassificationAnswer, batch_prompt
 from newsletter.db import make_engine
-from newsletter.errors import LLMError
-from newsletter.llm import Answer, LLMClient
+from newsletter.errors import LLMError, LLMTimeout
+from newsletter.llm_client import Answer, LLMClient
 from newsletter.settings import Settings
 from tests.fakes.llm_server import FakeLLMServer, Step
 from tests.llm.helpers import DAY, paper
@@ -45,7 +45,7 @@ def client(make_settings: Callable[..., Settings]) -> Callable[..., LLMClient]:
 
 
 def ask(c: LLMClient, papers: list[Any] = PAPERS) -> Answer[ClassificationAnswer]:
-    return c.ask("classify", _batch_prompt(papers, TAXONOMY), ClassificationAnswer)
+    return c.ask("classify", batch_prompt(papers, TAXONOMY), ClassificationAnswer, max_tokens=200)
 
 
 def calls(c: LLMClient) -> list[dict[str, Any]]:
@@ -97,8 +97,12 @@ def test_unusable_answer_is_repaired_once(
     assert len(answer.value.papers) == 2
     assert llm_server.count == 2
     repair = llm_server.seen[1].messages
-    assert repair[-2]["role"] == "assistant"
+    # the repair restates the task (no long bad answer sent back) and names the problem
+    assert [m["role"] for m in repair] == ["system", "user"]
+    assert repair[0]["content"] == llm_server.seen[0].messages[0]["content"]
+    assert repair[1]["content"].startswith(llm_server.seen[0].messages[1]["content"])
     assert "could not be used" in repair[-1]["content"]
+    assert "exactly one JSON object" in repair[-1]["content"]
     expected = {"invalid_json": "not valid JSON", "wrong_shape": "wrong shape", "empty": "empty"}
     assert expected[kind] in repair[-1]["content"]
     assert [r["outcome"] for r in calls(c)] == ["invalid", "ok"]
@@ -161,15 +165,20 @@ def test_500_is_retried(client: Callable[..., LLMClient], llm_server: FakeLLMSer
     assert llm_server.count == 3
 
 
-def test_hang_past_the_timeout_is_retried(
+def test_a_timeout_asks_the_caller_to_shrink_the_work(
     client: Callable[..., LLMClient], llm_server: FakeLLMServer
 ) -> None:
     c = client(llm_timeout=0.5)
     llm_server.script(Step("hang", seconds=5))
-    assert len(ask(c).value.papers) == 2
-    assert llm_server.count == 2
+    with pytest.raises(LLMTimeout) as err:
+        ask(c)
+    for setting in ("TIMEOUT", "BATCH_SIZE", "CONCURRENCY"):
+        assert f"NEWSLETTER_LLM_{setting}" in str(err.value)
+    assert llm_server.count == 1  # not retried at the same size
     first = calls(c)[0]
-    assert first["outcome"] == "error" and "timed out" in first["error"]
+    assert first["outcome"] == "timeout" and "no answer for 0.5 s" in first["error"]
+    assert not c.down()  # slow is not dead: the next ask goes out
+    assert len(ask(c, PAPERS[:1]).value.papers) == 1
 
 
 def test_fallback_model_answers_when_the_primary_is_down(
@@ -198,7 +207,7 @@ def test_outage_trips_the_circuit_breaker(
 ) -> None:
     c = client(llm_max_retries=1)
     llm_server.script(*[Step("status", status=502)] * 2)
-    with pytest.raises(LLMError, match=r"openai/test-model: \w+Error: .*scripted HTTP 502"):
+    with pytest.raises(LLMError, match=r"openai/test-model: HTTP 502: .*scripted HTTP 502"):
         ask(c)
     assert llm_server.count == 2
     with pytest.raises(LLMError, match="skipped, the model is unavailable in this run"):

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from newsletter.categories import load_taxonomy
-from newsletter.llm import LLMClient
+from newsletter.llm_client import LLMClient
 from newsletter.summarize import llm_report, write_reports
 from tests.fakes.llm_server import UNSENT_ID, FakeLLMServer, Step, data_rows
 from tests.llm.helpers import DAY, day_of
@@ -61,17 +61,27 @@ def test_english_report_passes_the_language_check(
 
 
 def test_unusable_report_falls_back_to_extractive(
-    llm_client: LLMClient, llm_server: FakeLLMServer
+    llm_client: LLMClient, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     papers = day_of(5)
-    llm_server.script(Step("wrong_language", task="report"), Step("wrong_language", task="report"))
-    reports = write_reports(
-        {"nlp": tuple(papers), "llm": tuple(papers[:2])}, TAXONOMY, "ko", llm_client
-    )
+    # every rung of the ladder: schema, its repair, JSON in the prompt, plain text
+    llm_server.script(*[Step("wrong_language", task="report")] * 4)
+    with caplog.at_level(logging.WARNING):
+        reports = write_reports(
+            {"nlp": tuple(papers), "llm": tuple(papers[:2])}, TAXONOMY, "ko", llm_client
+        )
     assert reports["nlp"].made_by == "extractive"
     assert reports["nlp"].covered == 5 and reports["nlp"].notable
     assert reports["llm"].made_by == "openai/test-model"  # the other category is unaffected
-    assert llm_server.count == 3
+    assert llm_server.count == 5
+    ladder = [("response_format" in s.body, "headings" in s.system) for s in llm_server.seen[:4]]
+    assert ladder == [(True, False), (True, False), (False, False), (False, True)]
+    # one summary line for the language, not one per category
+    summary = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert summary == [
+        "1 of 2 ko reports quote the abstracts instead of the model's: no usable answer: "
+        f"nlp (e.g. {summary[0].split('(e.g. ', 1)[1]}"
+    ]
 
 
 def test_large_category_is_cut_to_the_token_budget_most_relevant_first(

@@ -1,0 +1,380 @@
+"""A category's report by a model: a ladder of answer formats, and checks it is worth reading.
+
+The report gets the category's most relevant papers that fit the input token
+budget and climbs a ladder until an answer passes: a JSON-schema answer (where the
+provider takes one, with one repair turn), JSON asked for in the prompt, then a
+plain-text answer under five headings parsed leniently (small models write
+headings far more reliably than nested JSON). A timeout halves the papers the
+report covers (down to MIN_PAPERS) before the next rung is tried.
+
+An answer passes only when it is in the issue's language, cites at least one of
+the category's own papers by id in its findings or notable papers, and its
+notable lines are summaries rather than a paper's title or abstract copied. Any
+other arXiv id is removed from it before it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from difflib import SequenceMatcher
+from typing import Any
+
+from pydantic import BaseModel
+
+from newsletter.categories import Category
+from newsletter.errors import LLMError, LLMInvalid, LLMTimeout
+from newsletter.llm import token_count
+from newsletter.llm_answers import AnswerRejected, sections
+from newsletter.llm_client import LLMClient, Mode
+from newsletter.llm_prompts import Prompt, data_json, render_prompt
+from newsletter.models import CategoryReport, NotablePaper, Paper
+
+log = logging.getLogger(__name__)
+
+MAX_NOTABLE = 5
+#: Characters of each abstract a report sees; the budget decides how many papers fit.
+REPORT_ABSTRACT_CHARS = 1500
+#: Tokens kept free of the input budget for the prompt's own text around the papers.
+BUDGET_MARGIN = 64
+MAX_ITEMS = 8
+#: A timeout halves the papers a report covers, down to this many.
+MIN_PAPERS = 3
+#: Output cap of a report (five short parts); scripts other than Latin take more tokens.
+REPORT_TOKENS = 900
+NON_LATIN_FACTOR = 1.8
+#: Share of a notable line found word for word in its paper's abstract that makes it a copy.
+COPY_SHARE = 0.8
+
+LANGUAGE_NAMES = {
+    "ko": "Korean",
+    "en": "English",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "ru": "Russian",
+    "vi": "Vietnamese",
+}
+#: Unicode script (the first word of a letter's name) each non-Latin language is written in.
+_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "ko": ("HANGUL",),
+    "ja": ("HIRAGANA", "KATAKANA", "CJK"),
+    "zh": ("CJK",),
+    "ru": ("CYRILLIC",),
+    "uk": ("CYRILLIC",),
+    "el": ("GREEK",),
+    "ar": ("ARABIC",),
+    "he": ("HEBREW",),
+    "th": ("THAI",),
+    "hi": ("DEVANAGARI",),
+}
+#: Share of letters that must be in the language's script; English terms may fill the rest.
+MIN_SCRIPT_SHARE = 0.25
+
+_ARXIV_ID = re.compile(r"(?:arXiv:)?((?:\d{4}\.\d{4,5})|(?:[a-z][a-z.\-]*/\d{7}))(?:v\d+)?", re.I)
+_BRACKET = re.compile(r"\s*\[([^\[\]]*)\]")
+_PARTS = ("themes", "keywords", "findings", "notable", "conclusion")
+
+
+class NotableAnswer(BaseModel):
+    arxiv_id: str
+    line: str
+
+
+class ReportAnswer(BaseModel):
+    themes: list[str]
+    keywords: list[str]
+    findings: list[str]
+    notable: list[NotableAnswer]
+    conclusion: str
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "?").split(" ", 1)[0]
+
+
+def language_check(language: str) -> Callable[[ReportAnswer], None]:
+    """A check that rejects an empty report or one written in another script."""
+    wanted = _SCRIPTS.get(language, ("LATIN",))
+
+    def check(answer: ReportAnswer) -> None:
+        if not answer.conclusion.strip():
+            raise AnswerRejected('"conclusion" was empty')
+        prose = " ".join([*answer.findings, *(n.line for n in answer.notable), answer.conclusion])
+        letters = [c for c in _ARXIV_ID.sub(" ", prose) if c.isalpha()]
+        if len(letters) < 20:
+            return
+        share = sum(1 for c in letters if _script(c) in wanted) / len(letters)
+        if share < (MIN_SCRIPT_SHARE if wanted != ("LATIN",) else 0.6):
+            raise AnswerRejected(
+                f"the text is not in {language_name(language)} (only {share:.0%} of its letters "
+                f"are {'/'.join(wanted).title()}); write every text value in "
+                f"{language_name(language)}"
+            )
+
+    return check
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", _ARXIV_ID.sub(" ", text).lower()).split())
+
+
+def copies(line: str, paper: Paper) -> bool:
+    """True when ``line`` is the paper's title or a stretch of its abstract, near word for word."""
+    mine = _normal(line)
+    if len(mine) < 20:
+        return False
+    title = _normal(paper.title)
+    if SequenceMatcher(None, mine, title, autojunk=False).ratio() >= 0.85:
+        return True
+    abstract = _normal(paper.abstract)
+    match = SequenceMatcher(None, mine, abstract, autojunk=False).find_longest_match(
+        0, len(mine), 0, len(abstract)
+    )
+    return match.size >= COPY_SHARE * len(mine)
+
+
+def report_check(language: str, papers: Sequence[Paper]) -> Callable[[ReportAnswer], None]:
+    """The language check, then: cites its own papers, and notable lines are not copies."""
+    in_language = language_check(language)
+    by_id = {p.arxiv_id: p for p in papers}
+
+    def check(answer: ReportAnswer) -> None:
+        in_language(answer)
+        cited = {m.group(1) for f in answer.findings for m in _ARXIV_ID.finditer(f)}
+        cited |= {_base_id(n.arxiv_id) for n in answer.notable}
+        if not cited & set(by_id):
+            raise AnswerRejected(
+                "the report cites none of its papers; cite them by the ids in the data block, "
+                "e.g. [" + next(iter(by_id), "2411.01234") + "]"
+            )
+        for item in answer.notable:
+            paper = by_id.get(_base_id(item.arxiv_id))
+            if paper is not None and copies(item.line, paper):
+                raise AnswerRejected(
+                    f"the notable line for {paper.arxiv_id} copies its title or abstract; "
+                    "say in your own words, in one sentence, what is new"
+                )
+
+    return check
+
+
+def _base_id(text: str) -> str:
+    found = _ARXIV_ID.fullmatch(text.strip().strip("[]"))
+    return found.group(1) if found else text.strip()
+
+
+def strip_unknown_citations(text: str, allowed: set[str]) -> str:
+    """``text`` without citations of arXiv ids outside ``allowed`` ([id] lists and arXiv:id)."""
+
+    def bracket(match: re.Match[str]) -> str:
+        parts = [p.strip() for p in re.split(r"[,;]", match.group(1)) if p.strip()]
+        ids = [p for p in parts if _ARXIV_ID.fullmatch(p)]
+        if not ids:
+            return match.group(0)
+        kept = [p for p in ids if _base_id(p) in allowed]
+        if len(kept) < len(ids):
+            log.info("removed citations of papers outside the category: %s", set(ids) - set(kept))
+        return f" [{', '.join(kept)}]" if kept else ""
+
+    def bare(match: re.Match[str]) -> str:
+        if match.group(1) in allowed:
+            return match.group(0)
+        log.info("removed a citation of %s, which is not in the category", match.group(1))
+        return ""
+
+    text = _BRACKET.sub(bracket, text)
+    text = re.sub(r"arXiv:((?:\d{4}\.\d{4,5})|(?:[a-z][a-z.\-]*/\d{7}))(?:v\d+)?", bare, text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def cites_only_unknown(text: str, allowed: set[str]) -> bool:
+    """True when ``text`` cites papers and none of them is in ``allowed``: an unsupported claim."""
+    cited = {m.group(1) for m in _ARXIV_ID.finditer(text)}
+    return bool(cited) and not cited & allowed
+
+
+def _clean(items: Sequence[str], allowed: set[str]) -> tuple[str, ...]:
+    """Items with foreign citations removed; an item that cited only foreign papers is dropped."""
+    kept: list[str] = []
+    for item in items:
+        if cites_only_unknown(item, allowed):
+            log.info("dropped a claim that cites only papers outside the category: %r", item)
+            continue
+        cleaned = strip_unknown_citations(item, allowed)
+        if cleaned and cleaned not in kept:
+            kept.append(cleaned)
+    return tuple(kept[:MAX_ITEMS])
+
+
+def from_answer(
+    answer: ReportAnswer,
+    category: Category,
+    papers: Sequence[Paper],
+    language: str,
+    covered: int,
+    made_by: str,
+) -> CategoryReport:
+    """The stored report: citations limited to ``papers``, duplicates and blanks dropped."""
+    allowed = {p.arxiv_id for p in papers}
+    notable: list[NotablePaper] = []
+    for item in answer.notable:
+        arxiv_id = _base_id(item.arxiv_id)
+        if arxiv_id not in allowed:
+            log.warning(
+                "%s report cited %r, which is not in the category; removed",
+                category.slug,
+                item.arxiv_id,
+            )
+            continue
+        line = strip_unknown_citations(item.line, allowed)
+        if line and arxiv_id not in {n.arxiv_id for n in notable}:
+            notable.append(NotablePaper(arxiv_id, line))
+    return CategoryReport(
+        slug=category.slug,
+        language=language,
+        themes=_clean(answer.themes, allowed),
+        keywords=_clean(answer.keywords, allowed),
+        findings=_clean(answer.findings, allowed),
+        notable=tuple(notable[:MAX_NOTABLE]),
+        conclusion=strip_unknown_citations(answer.conclusion, allowed),
+        covered=covered,
+        total=len(papers),
+        made_by=made_by,
+    )
+
+
+_LEADING_ID = re.compile(
+    r"^\s*[\[(]?\s*(?:arXiv:)?((?:\d{4}\.\d{4,5})|(?:[a-z][a-z.\-]*/\d{7}))(?:v\d+)?\s*[\])]?\s*[:\-–—]?\s*",
+    re.I,
+)
+
+
+def parse_text(raw: str) -> ReportAnswer:
+    """A plain-text report under five headings as a ReportAnswer; raises AnswerRejected."""
+    found = sections(raw or "", _PARTS)
+    missing = [part for part in ("findings", "conclusion") if not found.get(part)]
+    if missing:
+        raise AnswerRejected(
+            f"the answer had no {' and no '.join(m.upper() for m in missing)} part"
+        )
+    notable: list[NotableAnswer] = []
+    for line in found.get("notable", []):
+        lead = _LEADING_ID.match(line)
+        anywhere = lead or _ARXIV_ID.search(line)
+        if anywhere is None:
+            continue
+        text = line[lead.end() :] if lead else line.replace(anywhere.group(0), "").strip(" []:-")
+        if text.strip():
+            notable.append(NotableAnswer(arxiv_id=anywhere.group(1), line=text.strip()))
+    return ReportAnswer(
+        themes=found.get("themes", []),
+        keywords=[k for line in found.get("keywords", []) for k in re.split(r"[,;]\s*", line) if k],
+        findings=found["findings"],
+        notable=notable,
+        conclusion=" ".join(found["conclusion"]),
+    )
+
+
+def _entries(papers: Sequence[Paper]) -> list[dict[str, str]]:
+    return [
+        {"id": p.arxiv_id, "title": p.title, "abstract": p.abstract[:REPORT_ABSTRACT_CHARS]}
+        for p in papers
+    ]
+
+
+def fit_budget(
+    model: str, entries: Sequence[Mapping[str, Any]], frame_tokens: int, budget: int
+) -> int:
+    """How many leading entries fit ``budget`` tokens beside the prompt's own ``frame_tokens``."""
+    used = frame_tokens + BUDGET_MARGIN
+    fitted = 0
+    for entry in entries:
+        used += token_count(model, data_json(entry)) + 1
+        if used > budget and fitted:
+            break
+        fitted += 1
+    return fitted
+
+
+def output_cap(language: str) -> int:
+    latin = _SCRIPTS.get(language) is None
+    return REPORT_TOKENS if latin else int(REPORT_TOKENS * NON_LATIN_FACTOR)
+
+
+def llm_report(
+    category: Category, papers: Sequence[Paper], language: str, client: LLMClient
+) -> CategoryReport:
+    """The model's report on ``papers`` (most relevant first); raises LLMError if it cannot."""
+    entries = _entries(papers)
+
+    def prompt(name: str, count: int) -> Prompt:
+        return render_prompt(
+            name,
+            category={
+                "slug": category.slug,
+                "name": category.name("en"),
+                "description": category.description,
+            },
+            language=language,
+            language_name=language_name(language),
+            papers=entries[:count],
+            total=len(papers),
+        )
+
+    frame = prompt("report", 0)
+    covered = fit_budget(
+        client.model,
+        entries,
+        token_count(client.model, frame.system + "\n" + frame.user),
+        client.settings.llm_max_input_tokens,
+    )
+    if covered < len(papers):
+        log.info(
+            "%s: the report covers %d of %d papers (token budget)",
+            category.slug,
+            covered,
+            len(papers),
+        )
+    rungs: list[Mode] = ["schema", "json", "text"] if client.takes_schema() else ["json", "text"]
+    check = report_check(language, papers)
+    failure: LLMError | None = None
+    for step, mode in enumerate(rungs):
+        while True:
+            try:
+                answer = client.ask(
+                    "report",
+                    prompt("report_text" if mode == "text" else "report", covered),
+                    ReportAnswer,
+                    check,
+                    max_tokens=output_cap(language),
+                    mode=mode,
+                    parse=parse_text if mode == "text" else None,
+                    repair=step == 0,
+                    shrinkable=covered > MIN_PAPERS,
+                )
+            except LLMTimeout as exc:
+                failure = exc
+                if covered > MIN_PAPERS:
+                    covered = max(MIN_PAPERS, covered // 2)
+                    log.info(
+                        "%s: a timeout; the report now covers %d papers", category.slug, covered
+                    )
+                    continue
+                break
+            except LLMInvalid as exc:
+                failure = exc
+                break
+            return from_answer(answer.value, category, papers, language, covered, answer.model)
+    assert failure is not None
+    raise failure
