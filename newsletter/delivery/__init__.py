@@ -3,7 +3,7 @@
 NEWSLETTER_MAIL_BACKEND names a built-in backend (``file``, ``memory``, ``smtp``,
 ``sendgrid``) or, as Django's ``EMAIL_BACKEND`` allows, any ``MailBackend`` subclass
 by its import path ``package.module:Class``, so a new provider needs no edit here.
-Such a class is built with ``Class.from_settings(settings)``.
+Either way the class is imported only then, and built with ``Class.from_settings``.
 """
 
 from __future__ import annotations
@@ -18,29 +18,26 @@ if TYPE_CHECKING:
     from newsletter.settings import Settings
 
 
+#: The built-in backends' names and the classes they stand for.
+BUILTIN: dict[str, str] = {
+    "file": "newsletter.delivery.file:FileBackend",
+    "memory": "newsletter.delivery.memory:MemoryBackend",
+    "smtp": "newsletter.delivery.smtp:SMTPBackend",
+    "sendgrid": "newsletter.delivery.sendgrid:SendGridBackend",
+}
+
+
 def get_backend(settings: Settings) -> MailBackend:
     """The backend named by NEWSLETTER_MAIL_BACKEND, built from settings."""
     name = settings.mail_backend
     settings.require_safe_secret()
-    if name == "file":
-        from newsletter.delivery.file import FileBackend
-
-        return FileBackend.from_settings(settings)
-    if name == "memory":
-        from newsletter.delivery.memory import MemoryBackend
-
-        return MemoryBackend.from_settings(settings)
-    if name == "smtp":
-        from newsletter.delivery.smtp import SMTPBackend
-
-        return SMTPBackend.from_settings(settings)
-    if name == "sendgrid":
-        from newsletter.delivery.sendgrid import SendGridBackend
-
-        return SendGridBackend.from_settings(settings)
-    if ":" in name:
-        return backend_class(name).from_settings(settings)
-    raise ConfigurationError(f"unknown NEWSLETTER_MAIL_BACKEND {name!r}")
+    path = BUILTIN.get(name, name)
+    if ":" not in path:
+        raise ConfigurationError(
+            f"unknown NEWSLETTER_MAIL_BACKEND {name!r}; use {', '.join(BUILTIN)} "
+            "or package.module:Class"
+        )
+    return backend_class(path).from_settings(settings)
 
 
 def backend_class(path: str) -> type[MailBackend]:

@@ -139,7 +139,7 @@ class DeliveryInfo:
     """One reader's delivery of one issue, as ``newsletter deliveries`` lists it."""
 
     email: str
-    status: str
+    status: DeliveryStatus
     categories: str
     message_id: str
     error: str
@@ -186,7 +186,8 @@ def list_deliveries(
     if wanted:
         query = query.where(DELIVERIES.c.status.in_(wanted))
     with engine.connect() as conn:
-        return [DeliveryInfo(*row) for row in conn.execute(query)]
+        rows = conn.execute(query).all()
+    return [DeliveryInfo(email, DeliveryStatus(status), *rest) for email, status, *rest in rows]
 
 
 def note_event(

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery import get_backend
+from newsletter.delivery import BUILTIN, get_backend
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.file import FileBackend
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import ConfigurationError
 from newsletter.models import SendResult
-from newsletter.settings import Settings, load_settings
+from newsletter.settings import BUILTIN_BACKENDS, Settings, load_settings
 from newsletter.statuses import SendOutcome
 
 HERE = __name__  # this module, importable as tests.delivery.test_backend_choice
@@ -49,6 +49,7 @@ def settings_for(backend: str, tmp_path: Path) -> Settings:
 
 
 def test_builtin_backends_are_chosen_by_name(tmp_path: Path) -> None:
+    assert set(BUILTIN) == set(BUILTIN_BACKENDS)  # what settings accept, delivery builds
     assert isinstance(get_backend(settings_for("memory", tmp_path)), MemoryBackend)
     backend = get_backend(settings_for("file", tmp_path))
     assert isinstance(backend, FileBackend) and backend.directory == tmp_path / "loft"
