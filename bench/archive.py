@@ -35,7 +35,7 @@ from newsletter.papers import PAPERS, upsert_papers
 from newsletter.pipeline import build_digest
 from newsletter.search import parse_query, search_papers
 from newsletter.settings import load_settings
-from subscribers.web import create_app
+from subscribers.web_app import create_app
 
 PG_URL = os.environ.get(
     "NEWSLETTER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

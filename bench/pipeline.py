@@ -24,7 +24,7 @@ from newsletter.models import ReaderView
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import build_digest, load_sample, render_view, send
 from newsletter.settings import Settings
-from subscribers import store as subscriber_store
+from subscribers import readers
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def run(label: str, workdir: Path, count: int | None) -> None:
     assert digest is not None
     view = ReaderView(digest.slugs, "ko")
     rendered = timed("render (all categories)", lambda: render_view(svc, digest, view), rows)
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "reader@example.com")
+    readers.add_active(svc.engine, svc.taxonomy, "reader@example.com")
     timed("send (1 reader, memory backend)", lambda: send(svc, date, MemoryBackend()), rows)
     print(
         f"\n{label}: {len(papers)} papers, {len(digest.sections)} categories, "

@@ -166,7 +166,7 @@ def _start_web(
     svc: Services, sched: DailyScheduler | None, host: str, port: int
 ) -> tuple[uvicorn.Server, threading.Thread]:
     from subscribers.server import build_server
-    from subscribers.web import create_app
+    from subscribers.web_app import create_app
 
     app = create_app(svc)
     app.state.scheduler = sched

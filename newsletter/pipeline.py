@@ -53,7 +53,8 @@ from newsletter.sources import empty_days
 from newsletter.sources.collect import CollectProgress, CollectReport, collect_all, parse_feed
 from newsletter.sources.fetch import Fetcher
 from newsletter.statuses import IssueStatus, advance
-from subscribers import store as subscriber_store
+from subscribers import recipients
+from subscribers.readers import add_active
 from subscribers.tokens import reader_links
 
 log = logging.getLogger(__name__)
@@ -520,7 +521,7 @@ def _empty_day(
     assert issue is not None and issue.id is not None
     issue_id = issue.id
     by_language: dict[str, list[tuple[int, str]]] = {}
-    for reader in subscriber_store.active_recipients(svc.engine):
+    for reader in recipients.active_recipients(svc.engine):
         if reader.cadence == "daily":  # a weekly reader's digest comes on an announcement day
             by_language.setdefault(reader.language, []).append((reader.subscriber_id, reader.email))
     report.groups = len(by_language)
@@ -724,9 +725,9 @@ def _reader_groups(
     available = set(digest.slugs)
     views: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
     groups: Groups = {}
-    weekly_readers: list[subscriber_store.Recipient] = []
+    weekly_readers: list[recipients.Recipient] = []
     no_paper = 0
-    for reader in subscriber_store.active_recipients(svc.engine):
+    for reader in recipients.active_recipients(svc.engine):
         if reader.cadence == "weekly":
             weekly_readers.append(reader)
             continue
@@ -754,14 +755,14 @@ def _reader_groups(
 def _weekly_groups(
     svc: Services,
     date: dt.date,
-    readers: Sequence[subscriber_store.Recipient],
+    readers: Sequence[recipients.Recipient],
     settled: set[int],
     report: SendReport,
 ) -> tuple[Groups, int]:
     """Weekly readers due on ``date``, grouped by their view of the week's digest, and
     how many were skipped (not their day, or no paper this week in their categories)."""
     last = ledger.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
-    due: list[subscriber_store.Recipient] = []
+    due: list[recipients.Recipient] = []
     not_today = 0
     for reader in readers:
         if reader.subscriber_id in settled:
@@ -960,7 +961,7 @@ def demo(out_dir: Path, settings: Settings | None = None) -> DemoResult:
         )
         svc = Services.build(demo_settings)
         date = load_sample(svc)
-        subscriber_store.add_active(
+        add_active(
             svc.engine,
             svc.taxonomy,
             "reader@example.com",

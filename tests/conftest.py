@@ -105,7 +105,7 @@ def sample_feed() -> bytes:
 
 #: Files whose tests start real processes and kill them (seconds each): the fast lane
 #: (``./scripts/test -m "not slow"``) leaves them out, the full run keeps them.
-SLOW_FILES = {"test_crash.py", "test_processes.py", "test_shutdown.py"}
+SLOW_FILES = {"test_crash.py", "test_processes.py", "test_shutdown.py", "test_web_server.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from newsletter.models import Paper, SendResult
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import load_sample
 from newsletter.settings import load_settings
-from subscribers import store as subscriber_store
+from subscribers import csv_io, readers
 
 
 def paper(arxiv_id: str, title: str, abstract: str = "", classes: tuple[str, ...] = ()) -> Paper:
@@ -110,8 +110,8 @@ def test_papers_are_stored_once(services: Services) -> None:
 
 def test_ledger_claims_each_reader_once(services: Services) -> None:
     load_sample(services)
-    a = subscriber_store.add_active(services.engine, services.taxonomy, "a@example.com")
-    b = subscriber_store.add_active(services.engine, services.taxonomy, "b@example.com")
+    a = readers.add_active(services.engine, services.taxonomy, "a@example.com")
+    b = readers.add_active(services.engine, services.taxonomy, "b@example.com")
     issue = ensure_issue(services.engine, dt.date(2024, 11, 22))
     assert issue.id is not None
     first = ledger.claim(services.engine, issue.id, [(a.id, "nlp"), (b.id, "nlp")])
@@ -125,25 +125,25 @@ def test_ledger_claims_each_reader_once(services: Services) -> None:
 
 def test_addresses_are_unique_case_insensitively(services: Services) -> None:
     tax = services.taxonomy
-    first = subscriber_store.add_active(services.engine, tax, " Reader@Example.COM ", ["nlp"])
-    second = subscriber_store.add_active(services.engine, tax, "reader@example.com", ["llm"])
+    first = readers.add_active(services.engine, tax, " Reader@Example.COM ", ["nlp"])
+    second = readers.add_active(services.engine, tax, "reader@example.com", ["llm"])
     assert first.id == second.id and second.categories == ("llm",)
-    assert len(subscriber_store.list_subscribers(services.engine)) == 1
+    assert len(readers.list_subscribers(services.engine)) == 1
 
 
 def test_import_keeps_suppressed_and_is_all_or_nothing(services: Services) -> None:
     tax = services.taxonomy
-    subscriber_store.add_active(services.engine, tax, "gone@example.com")
-    subscriber_store.unsubscribe_address(services.engine, "gone@example.com")
+    readers.add_active(services.engine, tax, "gone@example.com")
+    readers.unsubscribe_address(services.engine, "gone@example.com")
     good = 'email,categories,language\nnew@example.com,"nlp,llm",en\ngone@example.com,,ko\n'
-    assert subscriber_store.import_csv(services.engine, tax, good, "ko") == (1, 1)
-    gone = subscriber_store.get_by_email(services.engine, "gone@example.com")
+    assert csv_io.import_csv(services.engine, tax, good, "ko") == (1, 1)
+    gone = readers.get_by_email(services.engine, "gone@example.com")
     assert gone is not None and gone.status == "unsubscribed"
     bad = "email,categories,language\nok@example.com,nlp,ko\nnot-an-address,nlp,ko\n"
     with pytest.raises(InvalidInputError, match="line 3"):
-        subscriber_store.import_csv(services.engine, tax, bad, "ko")
-    assert subscriber_store.get_by_email(services.engine, "ok@example.com") is None
-    exported = subscriber_store.export_csv(services.engine)
+        csv_io.import_csv(services.engine, tax, bad, "ko")
+    assert readers.get_by_email(services.engine, "ok@example.com") is None
+    exported = csv_io.export_csv(services.engine)
     assert exported.splitlines()[0] == "email,categories,language"
     assert 'new@example.com,"nlp,llm",en' in exported
 

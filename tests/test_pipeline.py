@@ -16,7 +16,7 @@ from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.pipeline import build_digest, load_sample, preview, send
-from subscribers import store as subscriber_store
+from subscribers import readers
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 
@@ -74,7 +74,7 @@ def test_demo_writes_every_artifact(tmp_path: Path) -> None:
 
 def test_same_date_twice_gives_one_issue_and_one_delivery(services: Services) -> None:
     load_sample(services)
-    subscriber_store.add_active(services.engine, services.taxonomy, "a@example.com")
+    readers.add_active(services.engine, services.taxonomy, "a@example.com")
     backend = MemoryBackend()
     first = send(services, SAMPLE_DATE, backend)
     second = send(services, SAMPLE_DATE, backend)
@@ -87,8 +87,8 @@ def test_same_date_twice_gives_one_issue_and_one_delivery(services: Services) ->
 
 def test_reader_of_nlp_alone_gets_only_nlp(services: Services) -> None:
     load_sample(services)
-    subscriber_store.add_active(services.engine, services.taxonomy, "nlp@example.com", ["nlp"])
-    subscriber_store.add_active(services.engine, services.taxonomy, "all@example.com")
+    readers.add_active(services.engine, services.taxonomy, "nlp@example.com", ["nlp"])
+    readers.add_active(services.engine, services.taxonomy, "all@example.com")
     backend = MemoryBackend()
     report = send(services, SAMPLE_DATE, backend)
     assert report.sent == 2
@@ -100,7 +100,7 @@ def test_reader_of_nlp_alone_gets_only_nlp(services: Services) -> None:
 
 def test_links_are_personal_and_signed(services: Services) -> None:
     load_sample(services)
-    a = subscriber_store.add_active(services.engine, services.taxonomy, "a@example.com", ["nlp"])
+    a = readers.add_active(services.engine, services.taxonomy, "a@example.com", ["nlp"])
     backend = MemoryBackend()
     send(services, SAMPLE_DATE, backend)
     msg = backend.outbox[0]
@@ -113,8 +113,8 @@ def test_links_are_personal_and_signed(services: Services) -> None:
 
 def test_unsubscribed_reader_is_skipped(services: Services) -> None:
     load_sample(services)
-    subscriber_store.add_active(services.engine, services.taxonomy, "gone@example.com")
-    subscriber_store.unsubscribe_address(services.engine, "gone@example.com")
+    readers.add_active(services.engine, services.taxonomy, "gone@example.com")
+    readers.unsubscribe_address(services.engine, "gone@example.com")
     backend = MemoryBackend()
     assert send(services, SAMPLE_DATE, backend).sent == 0
     assert backend.outbox == []

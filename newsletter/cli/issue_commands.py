@@ -100,7 +100,7 @@ def preview(args: argparse.Namespace) -> int:
 
 def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
     """The categories and language a given reader gets (``preview --subscriber``)."""
-    from subscribers.store import get_by_email
+    from subscribers.readers import get_by_email
 
     if args.categories:
         raise InvalidInputError("use either --subscriber or --categories, not both")

@@ -25,7 +25,7 @@ from newsletter.errors import InvalidInputError
     arg("--weekday", help="a weekly reader's day: mon .. sun (default: mon)"),
 )
 def add(args: argparse.Namespace) -> int:
-    from subscribers.store import WEEKDAYS, add_active, parse_weekday
+    from subscribers.readers import WEEKDAYS, add_active, parse_weekday
 
     svc = services(args)
     cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
@@ -53,7 +53,7 @@ def add(args: argparse.Namespace) -> int:
     JSON,
 )
 def list_readers(args: argparse.Namespace) -> int:
-    from subscribers.store import list_subscribers
+    from subscribers.readers import list_subscribers
 
     infos = list_subscribers(services(args).engine, args.status)
     out(
@@ -66,7 +66,7 @@ def list_readers(args: argparse.Namespace) -> int:
 
 @command("subscribers remove", "unsubscribe a reader", arg("email"))
 def remove(args: argparse.Namespace) -> int:
-    from subscribers.store import unsubscribe_address
+    from subscribers.readers import unsubscribe_address
 
     info = unsubscribe_address(services(args).engine, args.email, source="cli")
     if info is None:
@@ -84,7 +84,7 @@ def remove(args: argparse.Namespace) -> int:
     arg("file"),
 )
 def import_readers(args: argparse.Namespace) -> int:
-    from subscribers.store import import_csv
+    from subscribers.csv_io import import_csv
 
     path = Path(args.file)
     try:
@@ -99,7 +99,7 @@ def import_readers(args: argparse.Namespace) -> int:
 
 @command("subscribers export", "export readers as CSV")
 def export_readers(args: argparse.Namespace) -> int:
-    from subscribers.store import export_csv
+    from subscribers.csv_io import export_csv
 
     sys.stdout.write(export_csv(services(args).engine))
     return 0
@@ -113,7 +113,7 @@ def export_readers(args: argparse.Namespace) -> int:
 def purge_pending(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from subscribers.store import purge_unconfirmed
+    from subscribers.signup import purge_unconfirmed
 
     if args.days < 1:
         raise InvalidInputError("--days must be 1 or more (confirmation links last 7 days)")

@@ -19,7 +19,7 @@ from newsletter.cli.registry import HOST, JSON, PORT, arg, command
 )
 def serve(args: argparse.Namespace) -> int:
     from subscribers.server import build_server
-    from subscribers.web import create_app
+    from subscribers.web_app import create_app
 
     build_server(create_app(services(args)), args.host, args.port).run()
     return 0

@@ -4,7 +4,7 @@ With SMTP nobody calls a webhook: the bounces come back as mail. An operator fee
 them to ``newsletter bounces import FILE``, where FILE is an mbox, a Maildir, a
 directory of message files, or one message. A recipient whose DSN says
 ``Action: failed`` with a permanent ``5.x.x`` status becomes ``bounced`` (through
-``subscribers.store.set_status``, source ``import``) and the delivery that carried
+``subscribers.readers.set_status``, source ``import``) and the delivery that carried
 the returned Message-ID is marked failed. Delays and ``4.x.x`` (temporary) reports
 change nothing; neither does a message that is not a DSN.
 """
@@ -149,7 +149,7 @@ def _original_message_id(part: Message) -> str:
 
 def import_bounces(engine: Engine, path: Path) -> BounceReport:
     """Apply every permanent bounce found under ``path``; see the module docstring."""
-    from subscribers import store as subscriber_store
+    from subscribers import readers
 
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist; give an mbox, a Maildir or a directory")
@@ -169,7 +169,7 @@ def import_bounces(engine: Engine, path: Path) -> BounceReport:
                 report.temporary += 1
                 continue
             try:
-                info = subscriber_store.get_by_email(engine, bounce.recipient)
+                info = readers.get_by_email(engine, bounce.recipient)
             except InvalidInputError:
                 info = None
             if info is None:
@@ -180,7 +180,7 @@ def import_bounces(engine: Engine, path: Path) -> BounceReport:
             if info.status in SUPPRESSED:
                 report.already += 1
                 continue
-            subscriber_store.set_status(engine, info.id, SubscriberStatus.BOUNCED, "import")
+            readers.set_status(engine, info.id, SubscriberStatus.BOUNCED, "import")
             report.bounced += 1
             report.addresses.append(info.email)
     log.info("bounce import: %s", report.line())

@@ -3,7 +3,7 @@
 SendGrid's Event Webhook posts a JSON list of events. Each is applied once
 (``provider_events`` keeps every ``sg_event_id``): a hard bounce or a drop of a dead
 address makes the reader ``bounced``, a spam report ``complained``, an unsubscribe
-``unsubscribed`` (status changes go through ``subscribers.store.set_status`` with
+``unsubscribed`` (status changes go through ``subscribers.readers.set_status`` with
 source ``webhook``); ``delivered`` and ``open`` are noted on the ledger row, and a
 bounce or drop marks that row ``failed``. The issue and subscriber ids come back in
 the event as the ``custom_args`` the SendGrid backend sent.
@@ -145,13 +145,13 @@ def new_status(event: Mapping[str, Any]) -> SubscriberStatus | None:
 
 def _reader(engine: Engine, event: Mapping[str, Any]) -> Any:
     """The reader an event is about: by the subscriber id we sent, else by address."""
-    from subscribers import store as subscriber_store
+    from subscribers import readers
 
     subscriber_id = _int(event.get("subscriber_id"))
-    info = subscriber_store.get_by_id(engine, subscriber_id) if subscriber_id else None
+    info = readers.get_by_id(engine, subscriber_id) if subscriber_id else None
     if info is None and isinstance(event.get("email"), str):
         try:
-            info = subscriber_store.get_by_email(engine, event["email"])
+            info = readers.get_by_email(engine, event["email"])
         except InvalidInputError:
             return None
     return info
@@ -159,7 +159,7 @@ def _reader(engine: Engine, event: Mapping[str, Any]) -> Any:
 
 def _apply(engine: Engine, event: Mapping[str, Any]) -> bool:
     """Apply one event; False when it is about a reader we do not know."""
-    from subscribers import store as subscriber_store
+    from subscribers import readers
 
     kind = str(event["event"])
     info = _reader(engine, event)
@@ -172,6 +172,6 @@ def _apply(engine: Engine, event: Mapping[str, Any]) -> bool:
         ledger.note_event(engine, issue_id, info.id, kind, _when(event), reason)
     status = new_status(event)
     if status and info.status not in SUPPRESSED:
-        subscriber_store.set_status(engine, info.id, status, "webhook")
+        readers.set_status(engine, info.id, status, "webhook")
         log.info("reader %d is now %s (SendGrid %s)", info.id, status, kind)
     return True

@@ -20,7 +20,7 @@ SAMPLE_DATE = dt.date(2024, 11, 22)
 def make_app(svc: Services) -> FastAPI:
     """The web app when it exists, else a bare app with the same ``app.state``."""
     try:
-        from subscribers.web import create_app
+        from subscribers.web_app import create_app
     except ImportError:
         from subscribers.archive import router
 

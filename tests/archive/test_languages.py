@@ -20,7 +20,7 @@ from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import get_issue, update_issue
 from newsletter.pipeline import build_digest, load_sample, send
 from newsletter.settings import load_settings
-from subscribers import store as subscriber_store
+from subscribers import readers
 from tests.fakes.llm_server import LANGUAGE, FakeLLMServer
 
 from .conftest import issue_content, make_app
@@ -69,9 +69,7 @@ def _report_languages(server: FakeLLMServer) -> list[str]:
 
 def _readers(svc: Services, *languages: str) -> None:
     for i, language in enumerate(languages):
-        subscriber_store.add_active(
-            svc.engine, svc.taxonomy, f"reader{i}@example.org", None, language
-        )
+        readers.add_active(svc.engine, svc.taxonomy, f"reader{i}@example.org", None, language)
 
 
 def _send(svc: Services) -> tuple[dt.date, MemoryBackend]:

@@ -13,7 +13,7 @@ from newsletter.issues import get_issue, update_issue
 from newsletter.models import Paper, ReaderView
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import build_digest, load_sample, render_view
-from subscribers import store as subscriber_store
+from subscribers import readers
 
 from .conftest import fake_issue, issue_content
 
@@ -298,7 +298,7 @@ def test_chart_png_with_cache_headers(client: TestClient, sample_issue: dt.date)
 def test_no_subscriber_data_on_any_public_page(
     services: Services, client: TestClient, sample_issue: dt.date
 ) -> None:
-    subscriber_store.add_active(
+    readers.add_active(
         services.engine, services.taxonomy, "secret.reader@example.com", ["nlp"], "en"
     )
     for url in (

@@ -13,7 +13,7 @@ from newsletter.delivery import ledger
 from newsletter.delivery.bounces import import_bounces
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from subscribers import store as subscriber_store
+from subscribers.readers import get_by_id, set_status
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
 
@@ -70,12 +70,12 @@ def readers(ledger_services: Services) -> list[int]:
         issue.id,
         [(i, SendResult("x", "sent", f"<m{n}@example.org>")) for n, i in enumerate(ids[:3])],
     )
-    subscriber_store.set_status(svc.engine, ids[3], "unsubscribed", "web")
+    set_status(svc.engine, ids[3], "unsubscribed", "web")
     return ids
 
 
 def status(svc: Services, subscriber_id: int) -> str:
-    info = subscriber_store.get_by_id(svc.engine, subscriber_id)
+    info = get_by_id(svc.engine, subscriber_id)
     assert info is not None
     return info.status
 

@@ -22,8 +22,9 @@ from newsletter.app import Services
 from newsletter.delivery import ledger
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from subscribers import store as subscriber_store
 from subscribers import webhooks
+from subscribers.readers import events as reader_events
+from subscribers.readers import get_by_id, list_subscribers
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
 PATH = "/webhooks/sendgrid"
@@ -101,7 +102,7 @@ def post(client: TestClient, signer: Signer, payload: Any, **kw: Any) -> Any:
 
 
 def snapshot(svc: Services, issue: int) -> tuple[list[str], list[tuple[str, str, bool, bool]]]:
-    readers = [i.status for i in subscriber_store.list_subscribers(svc.engine)]
+    readers = [i.status for i in list_subscribers(svc.engine)]
     rows = [
         (r.email, r.status, r.delivered_at is not None, r.opened_at is not None)
         for r in ledger.list_deliveries(svc.engine, issue)
@@ -110,13 +111,13 @@ def snapshot(svc: Services, issue: int) -> tuple[list[str], list[tuple[str, str,
 
 
 def email_of(svc: Services, subscriber_id: int) -> str:
-    info = subscriber_store.get_by_id(svc.engine, subscriber_id)
+    info = get_by_id(svc.engine, subscriber_id)
     assert info is not None
     return info.email
 
 
 def status_of(svc: Services, subscriber_id: int) -> str:
-    info = subscriber_store.get_by_id(svc.engine, subscriber_id)
+    info = get_by_id(svc.engine, subscriber_id)
     assert info is not None
     return info.status
 
@@ -144,7 +145,7 @@ def test_events_change_readers_and_the_ledger(
     row_a, row_b = rows[email_of(svc, a)], rows[email_of(svc, b)]
     assert row_a.status == "sent" and row_a.delivered_at and row_a.opened_at
     assert row_b.status == "failed" and "550 5.1.1" in row_b.error
-    events_of_b = subscriber_store.events(svc.engine, b)
+    events_of_b = reader_events(svc.engine, b)
     assert any(e.source == "webhook" for e in events_of_b)
 
 
@@ -280,7 +281,7 @@ def test_the_web_app_mounts_the_webhook(
     signer: Signer, app_services: Services, sent: tuple[int, list[int]]
 ) -> None:
     from newsletter.delivery.memory import MemoryBackend
-    from subscribers.web import create_app
+    from subscribers.web_app import create_app
 
     issue, (a, _, _) = sent
     with TestClient(create_app(app_services, MemoryBackend())) as web:

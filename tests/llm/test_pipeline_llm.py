@@ -22,7 +22,7 @@ from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import ISSUES, get_issue
 from newsletter.papers import upsert_papers
 from newsletter.pipeline import build_digest, load_sample, made_with, send
-from subscribers import store as subscriber_store
+from subscribers import readers
 from tests.fakes.llm_server import FakeLLMServer, Step
 from tests.llm.helpers import DAY
 
@@ -40,12 +40,8 @@ def test_readers_in_two_languages_get_llm_reports_once(
     llm_services: Services, llm_server: FakeLLMServer
 ) -> None:
     load_sample(llm_services)
-    subscriber_store.add_active(
-        llm_services.engine, llm_services.taxonomy, "ko@example.com", language="ko"
-    )
-    subscriber_store.add_active(
-        llm_services.engine, llm_services.taxonomy, "en@example.com", language="en"
-    )
+    readers.add_active(llm_services.engine, llm_services.taxonomy, "ko@example.com", language="ko")
+    readers.add_active(llm_services.engine, llm_services.taxonomy, "en@example.com", language="en")
     backend = MemoryBackend()
     report = send(llm_services, DAY, backend)
     assert report.sent == 2
@@ -66,7 +62,7 @@ def test_outage_still_sends_and_the_footer_says_so(
     svc = Services.build(make_settings(llm_max_retries=1, language="en"))
     try:
         load_sample(svc)
-        subscriber_store.add_active(svc.engine, svc.taxonomy, "a@example.com", language="en")
+        readers.add_active(svc.engine, svc.taxonomy, "a@example.com", language="en")
         llm_server.script(*[Step("status", status=503)] * 2)
         backend = MemoryBackend()
         assert send(svc, DAY, backend).sent == 1

@@ -23,7 +23,7 @@ from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import ReaderView
 from newsletter.pipeline import build_digest, load_sample, render_view, send
 from newsletter.settings import Settings, load_settings
-from subscribers import store as subscriber_store
+from subscribers import readers
 from tests.render.htmlcheck import parse
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
@@ -73,8 +73,8 @@ def svc(database_url: str, tmp_path: Path) -> Iterator[Services]:
 def test_reader_whose_categories_all_have_no_paper_gets_no_mail_and_the_log_says_so(
     svc: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "empty@example.com", [EMPTY], "en")
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "nlp@example.com", [EMPTY, "nlp"], "en")
+    readers.add_active(svc.engine, svc.taxonomy, "empty@example.com", [EMPTY], "en")
+    readers.add_active(svc.engine, svc.taxonomy, "nlp@example.com", [EMPTY, "nlp"], "en")
     backend = MemoryBackend()
     with caplog.at_level(logging.INFO, logger="newsletter.pipeline"):
         first = send(svc, SAMPLE_DATE, backend)

@@ -17,7 +17,7 @@ from newsletter.daemon import build_scheduler
 from newsletter.daily_run import DailyRun
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.logs import configure_logging
-from subscribers.web import create_app
+from subscribers.web_app import create_app
 from tests.service.conftest import seed
 from tests.service.test_daily_run import dead_engine
 

@@ -16,7 +16,7 @@ from newsletter.pipeline import collect, run_once, send
 from newsletter.sources import empty_days
 from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetcher
-from subscribers import store as subscriber_store
+from subscribers.readers import add_active, unsubscribe_address
 from tests.fakes.feeds import FeedServer, Reply
 from tests.sources.conftest import configured
 
@@ -36,8 +36,8 @@ def weekend(svc: Services, server: FeedServer, fetcher: Fetcher, **settings: obj
 
 
 def readers(svc: Services) -> None:
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "en@example.com", ["nlp"], "en")
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "ko@example.com", None, "ko")
+    add_active(svc.engine, svc.taxonomy, "en@example.com", ["nlp"], "en")
+    add_active(svc.engine, svc.taxonomy, "ko@example.com", None, "ko")
 
 
 def body(msg: EmailMessage, kind: str) -> str:
@@ -78,8 +78,8 @@ def test_note_goes_to_every_active_reader_once(
 ) -> None:
     svc = weekend(services, feed_server, fetcher, empty_day="note")
     readers(svc)
-    subscriber_store.add_active(svc.engine, svc.taxonomy, "gone@example.com", None, "en")
-    subscriber_store.unsubscribe_address(svc.engine, "gone@example.com")
+    add_active(svc.engine, svc.taxonomy, "gone@example.com", None, "en")
+    unsubscribe_address(svc.engine, "gone@example.com")
     backend = MemoryBackend()
     first = send(svc, None, backend)
     assert (first.date, first.sent, first.failed) == (SATURDAY, 2, 0)

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
-from subscribers import store
-from subscribers.web import create_app
+from subscribers import readers
+from subscribers.web_app import create_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"https?://[^/\s]+(/(?:confirm|manage|unsubscribe)/[A-Za-z0-9_.\-]+)")
@@ -85,18 +85,18 @@ class Web:
 
     def subscribe_and_confirm(
         self, email: str, categories: Iterable[str] = ("nlp",), language: str = "en"
-    ) -> store.SubscriberInfo:
+    ) -> readers.SubscriberInfo:
         assert self.subscribe(email, categories, language).status_code == 200
         assert self.confirm(link_path(self.backend.outbox[-1], "confirm")).status_code == 200
         info = self.reader(email)
         assert info is not None and info.status == "active"
         return info
 
-    def reader(self, email: str) -> store.SubscriberInfo | None:
-        return store.get_by_email(self.svc.engine, email)
+    def reader(self, email: str) -> readers.SubscriberInfo | None:
+        return readers.get_by_email(self.svc.engine, email)
 
     def count(self) -> int:
-        return len(store.list_subscribers(self.svc.engine))
+        return len(readers.list_subscribers(self.svc.engine))
 
     def manage_path(self, subscriber_id: int) -> str:
         return f"/manage/{self.svc.signer.sign(subscriber_id, 'manage')}"

@@ -26,7 +26,7 @@ from newsletter.app import Services
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import load_sample
 from newsletter.settings import load_settings
-from subscribers import store as subscriber_store
+from subscribers import readers
 from tests.fakes.browser import chromium
 from tests.fakes.webserver import free_port, newsletter_env, run_cli, serve
 from tests.web.conftest import html_of, link_path
@@ -77,7 +77,7 @@ def _sections_of(msg: EmailMessage) -> list[str]:
 
 def _add_reader(database_url: str, address: str) -> None:
     svc = Services.build(load_settings(database_url=database_url, feeds=[]))
-    subscriber_store.add_active(svc.engine, svc.taxonomy, address)
+    readers.add_active(svc.engine, svc.taxonomy, address)
     svc.engine.dispose()
 
 

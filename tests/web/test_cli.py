@@ -9,7 +9,7 @@ import pytest
 
 from newsletter.cli import build_parser, main
 from newsletter.pipeline import load_sample
-from subscribers import store
+from subscribers import readers
 from tests.web.conftest import Web
 
 
@@ -28,7 +28,7 @@ def test_preview_for_a_subscriber_uses_their_categories_and_language(
     assert main([*args, str(tmp_path / "before")]) == 0
     html = next((tmp_path / "before").glob("*.html")).read_text("utf-8")
     assert _sections(html) == ["nlp", "llm"] and 'lang="en"' in html
-    store.update_preferences(web.svc.engine, web.svc.taxonomy, reader.id, ["llm"], "en")
+    readers.update_preferences(web.svc.engine, web.svc.taxonomy, reader.id, ["llm"], "en")
     assert main([*args, str(tmp_path / "after")]) == 0
     html = next((tmp_path / "after").glob("*.html")).read_text("utf-8")
     assert _sections(html) == ["llm"]

@@ -15,7 +15,7 @@ from newsletter.settings import load_settings
 from subscribers.http_guard import MAX_BODY_BYTES, MAX_FORM_BYTES
 from subscribers.server import RedactTokens
 from subscribers.tokens import Signer
-from subscribers.web import create_app
+from subscribers.web_app import create_app
 from tests.web.conftest import Web, title_of
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -10,7 +10,7 @@ import time_machine
 from sqlmodel import Session
 
 from newsletter.app import Services
-from subscribers import store
+from subscribers import readers, recipients
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
 from subscribers.web_texts import web_texts
@@ -64,12 +64,12 @@ def test_confirm_post_activates_and_records_the_source(web: Web) -> None:
     assert "/manage/" in response.text
     reader = web.reader("p@example.com")
     assert reader is not None and reader.status == "active"
-    trail = [(e.kind, e.detail, e.source) for e in store.events(web.svc.engine, subscriber_id)]
+    trail = [(e.kind, e.detail, e.source) for e in readers.events(web.svc.engine, subscriber_id)]
     assert trail[0] == ("status", "new->pending", "web")
     assert ("status", "pending->active", "web") in trail
     again = web.confirm(path)
     assert again.status_code == 400 and title_of(again) == KO["used_title"]
-    assert len(store.events(web.svc.engine, subscriber_id)) == len(trail)
+    assert len(readers.events(web.svc.engine, subscriber_id)) == len(trail)
 
 
 def test_confirm_without_csrf_changes_nothing(web: Web) -> None:
@@ -181,7 +181,7 @@ def test_manage_saves_categories_and_language(web: Web) -> None:
     assert "변경 사항을 저장했습니다" in response.text
     after = web.reader("m@example.com")
     assert after is not None and after.categories == ("nlp", "physics") and after.language == "ko"
-    trail = store.events(web.svc.engine, reader.id)
+    trail = readers.events(web.svc.engine, reader.id)
     assert trail[-1].kind == "preferences" and trail[-1].source == "web"
     assert "categories: nlp,llm -> nlp,physics" in trail[-1].detail
     assert "language: en -> ko" in trail[-1].detail
@@ -200,12 +200,12 @@ MANAGE_BAD_INPUT: list[tuple[dict[str, object], str]] = [
 
 def test_manage_bad_input_changes_nothing(web: Web) -> None:
     reader = web.subscribe_and_confirm("m@example.com", ["llm"], "en")
-    before = store.events(web.svc.engine, reader.id)
+    before = readers.events(web.svc.engine, reader.id)
     for data, message in MANAGE_BAD_INPUT:
         response = _manage(web, reader.id, **data)
         assert response.status_code == 400 and message in response.text, message
     assert web.reader("m@example.com") == reader
-    assert store.events(web.svc.engine, reader.id) == before
+    assert readers.events(web.svc.engine, reader.id) == before
 
 
 def test_pause_and_resume(web: Web) -> None:
@@ -214,10 +214,10 @@ def test_pause_and_resume(web: Web) -> None:
     assert "Deliveries are paused" in paused.text
     assert 'value="resume"' in paused.text
     assert (web.reader("m@example.com") or reader).status == "paused"
-    assert list(store.active_recipients(web.svc.engine)) == []
+    assert list(recipients.active_recipients(web.svc.engine)) == []
     _manage(web, reader.id, action="resume")
     assert (web.reader("m@example.com") or reader).status == "active"
-    details = [e.detail for e in store.events(web.svc.engine, reader.id) if e.kind == "status"]
+    details = [e.detail for e in readers.events(web.svc.engine, reader.id) if e.kind == "status"]
     assert details[-2:] == ["active->paused", "paused->active"]
 
 
@@ -259,7 +259,7 @@ def test_a_token_for_an_id_that_does_not_exist_looks_like_any_bad_link(web: Web)
 
 def test_manage_page_of_an_unsubscribed_reader_offers_to_subscribe_again(web: Web) -> None:
     reader = web.subscribe_and_confirm("m@example.com", ["llm"])
-    store.unsubscribe(web.svc.engine, reader.id)
+    readers.unsubscribe(web.svc.engine, reader.id)
     page = web.client.get(web.manage_path(reader.id))
     assert page.status_code == 200 and "This address is not subscribed" in page.text
     assert 'name="action"' not in page.text
@@ -295,11 +295,11 @@ def test_one_click_post_works_without_cookies_or_csrf(web: Web) -> None:
     assert response.status_code == 200 and title_of(response) == "You&#39;re unsubscribed"
     assert "set-cookie" not in response.headers
     assert (web.reader("leave@example.com") or reader).status == "unsubscribed"
-    last = store.events(web.svc.engine, reader.id)[-1]
+    last = readers.events(web.svc.engine, reader.id)[-1]
     assert (last.kind, last.detail, last.source) == ("status", "active->unsubscribed", "one-click")
     again = provider.post(path, data={"List-Unsubscribe": "One-Click"}, follow_redirects=False)
     assert again.status_code == 200
-    assert store.events(web.svc.engine, reader.id)[-1] == last  # idempotent, no new event
+    assert readers.events(web.svc.engine, reader.id)[-1] == last  # idempotent, no new event
 
 
 def test_one_click_post_as_multipart(web: Web) -> None:
@@ -310,13 +310,13 @@ def test_one_click_post_as_multipart(web: Web) -> None:
         follow_redirects=False,
     )
     assert response.status_code == 200
-    assert store.events(web.svc.engine, reader.id)[-1].source == "one-click"
+    assert readers.events(web.svc.engine, reader.id)[-1].source == "one-click"
 
 
 def test_button_post_is_recorded_as_web(web: Web) -> None:
     reader = web.subscribe_and_confirm("leave@example.com")
     assert web.client.post(web.unsubscribe_path(reader.id)).status_code == 200
-    assert store.events(web.svc.engine, reader.id)[-1].source == "web"
+    assert readers.events(web.svc.engine, reader.id)[-1].source == "web"
 
 
 def test_bad_unsubscribe_tokens_change_nothing(web: Web) -> None:
@@ -337,6 +337,6 @@ def test_bad_unsubscribe_tokens_change_nothing(web: Web) -> None:
 
 def test_unsubscribe_link_of_a_gone_reader_shows_the_done_page(web: Web) -> None:
     reader = web.subscribe_and_confirm("gone@example.com")
-    store.unsubscribe(web.svc.engine, reader.id)
+    readers.unsubscribe(web.svc.engine, reader.id)
     page = web.client.get(web.unsubscribe_path(reader.id))
     assert page.status_code == 200 and title_of(page) == "You&#39;re unsubscribed"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.db import utcnow
-from subscribers import store
+from subscribers import readers, signup
 from subscribers.models import Subscriber
 
 
@@ -26,24 +26,24 @@ def _age(services: Services, email: str, days: int) -> None:
 
 def test_only_old_unconfirmed_sign_ups_are_purged(services: Services) -> None:
     tax = services.taxonomy
-    store.request_subscription(services.engine, tax, "old@example.com", ["nlp"], "ko")
-    store.request_subscription(services.engine, tax, "new@example.com", ["nlp"], "ko")
-    store.add_active(services.engine, tax, "reader@example.com")
-    store.add_active(services.engine, tax, "gone@example.com")
-    store.unsubscribe_address(services.engine, "gone@example.com")
+    signup.request_subscription(services.engine, tax, "old@example.com", ["nlp"], "ko")
+    signup.request_subscription(services.engine, tax, "new@example.com", ["nlp"], "ko")
+    readers.add_active(services.engine, tax, "reader@example.com")
+    readers.add_active(services.engine, tax, "gone@example.com")
+    readers.unsubscribe_address(services.engine, "gone@example.com")
     # A suppressed reader asking again stays suppressed until they confirm: never purged.
-    store.request_subscription(services.engine, tax, "gone@example.com", ["nlp"], "ko")
+    signup.request_subscription(services.engine, tax, "gone@example.com", ["nlp"], "ko")
     for email in ("old@example.com", "reader@example.com", "gone@example.com"):
         _age(services, email, 40)
 
-    assert store.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 1
-    left = {i.email: i.status for i in store.list_subscribers(services.engine)}
+    assert signup.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 1
+    left = {i.email: i.status for i in readers.list_subscribers(services.engine)}
     assert left == {
         "new@example.com": "pending",
         "reader@example.com": "active",
         "gone@example.com": "unsubscribed",
     }
-    assert store.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 0
+    assert signup.purge_unconfirmed(services.engine, dt.timedelta(days=30)) == 0
 
 
 def test_purge_command(

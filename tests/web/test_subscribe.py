@@ -11,9 +11,9 @@ from newsletter.app import Services
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
-from subscribers import store
+from subscribers import readers, recipients
 from subscribers.csrf import COOKIE
-from subscribers.web import create_app
+from subscribers.web_app import create_app
 from tests.web.conftest import Web, html_of, link_path, make_web, text_of, title_of
 
 
@@ -50,7 +50,7 @@ def test_new_address_gets_one_confirmation_mail_and_stays_pending(web: Web) -> N
     path = link_path(mail, "confirm")
     assert path in html_of(mail)
     assert "Natural Language Processing" in text_of(mail)
-    assert list(store.active_recipients(web.svc.engine)) == []  # nobody is mailed issues yet
+    assert list(recipients.active_recipients(web.svc.engine)) == []  # nobody is mailed issues yet
 
 
 def test_confirmation_mail_is_in_the_chosen_language(web: Web) -> None:
@@ -76,9 +76,9 @@ def test_answer_is_identical_whatever_the_address_state(web: Web) -> None:
     """No enumeration: new, pending, active, paused and unsubscribed look the same."""
     active = web.subscribe_and_confirm("active@example.com")
     paused = web.subscribe_and_confirm("paused@example.com")
-    store.pause(web.svc.engine, paused.id)
+    readers.pause(web.svc.engine, paused.id)
     gone = web.subscribe_and_confirm("gone@example.com")
-    store.unsubscribe(web.svc.engine, gone.id)
+    readers.unsubscribe(web.svc.engine, gone.id)
     web.subscribe("pending@example.com")
     answers = [
         web.subscribe(email)
@@ -111,14 +111,14 @@ def test_active_address_gets_its_manage_link_not_a_confirmation(web: Web) -> Non
 
 def test_unsubscribed_address_needs_a_new_confirmation(web: Web) -> None:
     reader = web.subscribe_and_confirm("back@example.com", ["nlp"])
-    store.unsubscribe(web.svc.engine, reader.id)
+    readers.unsubscribe(web.svc.engine, reader.id)
     web.subscribe("back@example.com", ["llm"])
     again = web.reader("back@example.com")
     assert again is not None and again.status == "unsubscribed"  # not mailed until confirmed
     assert web.confirm(link_path(web.backend.outbox[-1], "confirm")).status_code == 200
     again = web.reader("back@example.com")
     assert again is not None and again.status == "active" and again.categories == ("llm",)
-    kinds = [(e.kind, e.detail, e.source) for e in store.events(web.svc.engine, reader.id)]
+    kinds = [(e.kind, e.detail, e.source) for e in readers.events(web.svc.engine, reader.id)]
     assert ("status", "unsubscribed->active", "web") in kinds
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.app import Services
 from newsletter.cli import main
-from subscribers import store
+from subscribers import readers
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_add_weekly_reader_and_list_json(
     assert {"email", "status", "categories", "language"} <= set(listed["d@example.com"])
     # Adding a known reader again without --cadence keeps their choice.
     assert main(["subscribers", "add", "w@example.com", "--language", "en"]) == 0
-    info = store.get_by_email(cli_env.engine, "w@example.com")
+    info = readers.get_by_email(cli_env.engine, "w@example.com")
     assert info is not None and (info.cadence, info.weekday) == ("weekly", 3)
 
 
@@ -57,12 +57,12 @@ def test_bad_weekday_is_refused_and_stores_nothing(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert store.get_by_email(cli_env.engine, "w@example.com") is None
+    assert readers.get_by_email(cli_env.engine, "w@example.com") is None
 
 
 def test_bad_cadence_is_refused_by_the_store(cli_env: Services) -> None:
     from newsletter.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="unknown cadence 'monthly'; use one of daily"):
-        store.add_active(cli_env.engine, cli_env.taxonomy, "m@example.com", cadence="monthly")
-    assert store.get_by_email(cli_env.engine, "m@example.com") is None
+        readers.add_active(cli_env.engine, cli_env.taxonomy, "m@example.com", cadence="monthly")
+    assert readers.get_by_email(cli_env.engine, "m@example.com") is None

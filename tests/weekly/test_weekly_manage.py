@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from newsletter.app import Services
-from subscribers import store
+from subscribers import readers
 from tests.web.conftest import Web, make_web
 
 
@@ -19,8 +19,8 @@ def web(services: Services) -> Iterator[Web]:
     w.client.close()
 
 
-def _reader(web: Web) -> store.SubscriberInfo:
-    return store.add_active(web.svc.engine, web.svc.taxonomy, "m@example.com", ["nlp"], "en")
+def _reader(web: Web) -> readers.SubscriberInfo:
+    return readers.add_active(web.svc.engine, web.svc.taxonomy, "m@example.com", ["nlp"], "en")
 
 
 def _save(web: Web, subscriber_id: int, **data: object) -> httpx.Response:
@@ -45,7 +45,7 @@ def test_manage_switches_to_weekly_and_back(web: Web) -> None:
     assert '<option value="4" selected>Friday</option>' in response.text
     after = web.reader("m@example.com")
     assert after is not None and (after.cadence, after.weekday) == ("weekly", 4)
-    trail = store.events(web.svc.engine, reader.id)
+    trail = readers.events(web.svc.engine, reader.id)
     assert "cadence: daily -> weekly; weekday: mon -> fri" in trail[-1].detail
 
     assert _save(web, reader.id, cadence="daily", weekday="4").status_code == 200

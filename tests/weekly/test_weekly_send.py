@@ -13,7 +13,7 @@ from newsletter.models import Paper
 from newsletter.papers import upsert_papers
 from newsletter.pipeline import send
 from newsletter.weekly import is_due, window_start
-from subscribers import store as subscriber_store
+from subscribers import readers
 
 MONDAY = dt.date(2024, 11, 18)
 
@@ -58,7 +58,7 @@ def to(backend: MemoryBackend, address: str) -> list[EmailMessage]:
 
 
 def add_reader(svc: Services, email: str, cadence: str = "daily", weekday: int = 0) -> None:
-    subscriber_store.add_active(
+    readers.add_active(
         svc.engine,
         svc.taxonomy,
         email,

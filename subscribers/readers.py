@@ -1,26 +1,21 @@
-"""Subscriber operations shared by the CLI, the web app and the sender.
+"""Readers: who they are, their choices and their status, each change recorded.
 
-Every status or preference change goes through ``_set_status`` or ``_record`` so it
-is recorded with its time and source. A suppressed address (unsubscribed, bounced,
-complained) is revived only by ``confirm``: the reader subscribed again and
-followed the link mailed to them; neither the operator nor an import can.
+Every status or preference change goes through ``change_status`` or ``record_event``
+so it is recorded with its time and source. A suppressed address (unsubscribed,
+bounced, complained) is revived only by ``signup.confirm``: the reader subscribed
+again and followed the link mailed to them; neither the operator nor an import can.
+Unsubscribing, from the CLI or a link, is one path (``unsubscribe``) that keeps a
+bounce or a complaint.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
 import logging
-import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
-import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from newsletter.categories import Taxonomy
@@ -90,7 +85,7 @@ class SubscriberInfo:
         }
 
 
-def _info(row: Subscriber) -> SubscriberInfo:
+def info_of(row: Subscriber) -> SubscriberInfo:
     assert row.id is not None
     return SubscriberInfo(
         row.id,
@@ -103,12 +98,12 @@ def _info(row: Subscriber) -> SubscriberInfo:
     )
 
 
-def _record(session: Session, row: Subscriber, kind: str, detail: str, source: str) -> None:
+def record_event(session: Session, row: Subscriber, kind: str, detail: str, source: str) -> None:
     assert row.id is not None
     session.add(SubscriberEvent(subscriber_id=row.id, kind=kind, detail=detail, source=source))
 
 
-def _set_status(
+def change_status(
     session: Session, row: Subscriber, status: str, source: str, *, revive: bool = False
 ) -> None:
     """Change and record a status; only a confirmation (``revive``) lifts a suppression."""
@@ -129,10 +124,10 @@ def _set_status(
         row.confirmed_at = utcnow()
     session.add(row)
     session.flush()
-    _record(session, row, "status", f"{previous}->{status}", source)
+    record_event(session, row, "status", f"{previous}->{status}", source)
 
 
-def _find(session: Session, email: str) -> Subscriber | None:
+def find_row(session: Session, email: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
 
 
@@ -158,9 +153,9 @@ def add_active(
     slugs = taxonomy.validate(categories) if categories is not None else taxonomy.slugs
     check_cadence(cadence or "daily", 0 if weekday is None else weekday)
     with session_scope(engine) as session:
-        row = _find(session, address)
+        row = find_row(session, address)
         if row is not None and row.status in SUPPRESSED:
-            return _info(row)
+            return info_of(row)
         if row is None:
             row = Subscriber(
                 email=address,
@@ -173,12 +168,12 @@ def add_active(
             session.add(row)
             session.flush()
         else:
-            _change_preferences(session, row, slugs, language, source, cadence, weekday)
-        _set_status(session, row, "active", source)
-        return _info(row)
+            change_preferences(session, row, slugs, language, source, cadence, weekday)
+        change_status(session, row, "active", source)
+        return info_of(row)
 
 
-def _change_preferences(
+def change_preferences(
     session: Session,
     row: Subscriber,
     slugs: tuple[str, ...],
@@ -210,20 +205,20 @@ def _change_preferences(
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
-    _record(session, row, "preferences", "; ".join(changes), source)
+    record_event(session, row, "preferences", "; ".join(changes), source)
     return True
 
 
 def get_by_id(engine: Engine, subscriber_id: int) -> SubscriberInfo | None:
     with Session(engine) as session:
         row = session.get(Subscriber, subscriber_id)
-        return _info(row) if row else None
+        return info_of(row) if row else None
 
 
 def get_by_email(engine: Engine, email: str) -> SubscriberInfo | None:
     with Session(engine) as session:
-        row = _find(session, normalize_email(email))
-        return _info(row) if row else None
+        row = find_row(session, normalize_email(email))
+        return info_of(row) if row else None
 
 
 def set_status(engine: Engine, subscriber_id: int, status: str, source: str) -> None:
@@ -231,7 +226,7 @@ def set_status(engine: Engine, subscriber_id: int, status: str, source: str) -> 
     with session_scope(engine) as session:
         row = session.get(Subscriber, subscriber_id)
         if row is not None:
-            _set_status(session, row, status, source)
+            change_status(session, row, status, source)
 
 
 def list_subscribers(engine: Engine, status: str | None = None) -> list[SubscriberInfo]:
@@ -239,115 +234,7 @@ def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscrib
         query = select(Subscriber).order_by(Subscriber.id)  # type: ignore[arg-type]
         if status:
             query = query.where(Subscriber.status == status)
-        return [_info(r) for r in session.exec(query)]
-
-
-# -- the reader's own actions (web) --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SubscribeRequest:
-    """What a subscribe form submission led to: which mail the address should get."""
-
-    subscriber_id: int
-    mail: Literal["confirm", "manage"]
-    nonce: str  # for the confirm link; "" for a manage mail
-    categories: tuple[str, ...]
-    language: str
-
-
-def request_subscription(
-    engine: Engine,
-    taxonomy: Taxonomy,
-    email: str,
-    categories: Iterable[str],
-    language: str,
-    *,
-    source: str = "web",
-) -> SubscribeRequest:
-    """Note a subscribe request; nothing is mailed to anyone until it is confirmed.
-
-    A new, pending or suppressed address keeps (or gets) a non-mailed status and an
-    outstanding request with the chosen categories: it needs a confirmation mail.
-    An active or paused address is left unchanged (a stranger must not change a
-    reader's choices): it gets a mail with its manage link instead.
-    """
-    address = normalize_email(email)
-    slugs = taxonomy.validate(categories)
-    if not slugs:
-        raise InvalidInputError("choose at least one category")
-    # Two racing first requests for one address: the loser retries and finds the row.
-    for attempt in range(2):
-        try:
-            with session_scope(engine) as session:
-                return _request(session, address, slugs, language, source)
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _request(
-    session: Session, address: str, slugs: tuple[str, ...], language: str, source: str
-) -> SubscribeRequest:
-    row = _find(session, address)
-    if row is None:
-        row = Subscriber(
-            email=address, status="pending", categories=",".join(slugs), language=language
-        )
-        session.add(row)
-        session.flush()
-        _record(session, row, "status", "new->pending", source)
-    elif row.status in ("active", "paused"):
-        _record(session, row, "request", "manage link mailed", source)
-        return SubscribeRequest(_id(row), "manage", "", row.category_list, row.language)
-    else:
-        _change_preferences(session, row, slugs, language, source)
-    # Re-sending keeps the outstanding nonce, so every confirmation mail of one request works.
-    if not row.confirm_nonce:
-        row.confirm_nonce = secrets.token_urlsafe(12)
-        row.updated_at = utcnow()
-        session.add(row)
-    _record(session, row, "request", "confirmation mailed", source)
-    return SubscribeRequest(_id(row), "confirm", row.confirm_nonce, slugs, language)
-
-
-def _id(row: Subscriber) -> int:
-    assert row.id is not None
-    return row.id
-
-
-def pending_request(engine: Engine, subscriber_id: int, nonce: str) -> SubscriberInfo | None:
-    """The reader whose outstanding request ``nonce`` names, or None if it was used or replaced."""
-    with Session(engine) as session:
-        row = session.get(Subscriber, subscriber_id)
-        if row is None or not _nonce_matches(row, nonce):
-            return None
-        return _info(row)
-
-
-def _nonce_matches(row: Subscriber, nonce: str) -> bool:
-    return (
-        bool(nonce) and bool(row.confirm_nonce) and secrets.compare_digest(row.confirm_nonce, nonce)
-    )
-
-
-def confirm(
-    engine: Engine, subscriber_id: int, nonce: str, *, source: str = "web"
-) -> SubscriberInfo | None:
-    """Activate the reader whose request ``nonce`` names; None if it was used or replaced.
-
-    This is the only way a suppressed (unsubscribed, bounced, complained) address
-    becomes active again.
-    """
-    with session_scope(engine) as session:
-        row = session.get(Subscriber, subscriber_id)
-        if row is None or not _nonce_matches(row, nonce):
-            return None
-        _set_status(session, row, "active", source, revive=True)
-        row.confirmed_at = utcnow()
-        session.add(row)
-        return _info(row)
+        return [info_of(r) for r in session.exec(query)]
 
 
 def update_preferences(
@@ -369,24 +256,24 @@ def update_preferences(
     check_cadence(cadence or "daily", 0 if weekday is None else weekday)
     with session_scope(engine) as session:
         row = _get_mailable(session, subscriber_id)
-        _change_preferences(session, row, slugs, language, source, cadence, weekday)
-        return _info(row)
+        change_preferences(session, row, slugs, language, source, cadence, weekday)
+        return info_of(row)
 
 
 def pause(engine: Engine, subscriber_id: int, *, source: str = "web") -> SubscriberInfo:
     """Stop mailing an active reader for now, keeping their choices."""
     with session_scope(engine) as session:
         row = _get_mailable(session, subscriber_id)
-        _set_status(session, row, "paused", source)
-        return _info(row)
+        change_status(session, row, "paused", source)
+        return info_of(row)
 
 
 def resume(engine: Engine, subscriber_id: int, *, source: str = "web") -> SubscriberInfo:
     """Mail a paused reader again."""
     with session_scope(engine) as session:
         row = _get_mailable(session, subscriber_id)
-        _set_status(session, row, "active", source)
-        return _info(row)
+        change_status(session, row, "active", source)
+        return info_of(row)
 
 
 def _get_mailable(session: Session, subscriber_id: int) -> Subscriber:
@@ -411,7 +298,7 @@ def unsubscribe_address(
     """Unsubscribe a reader by address (``subscribers remove``); None when it is unknown."""
     address = normalize_email(email)
     with session_scope(engine) as session:
-        row = _find(session, address)
+        row = find_row(session, address)
         return None if row is None else _unsubscribe(session, row, source)
 
 
@@ -427,10 +314,10 @@ def _unsubscribe(session: Session, row: Subscriber, source: str) -> SubscriberIn
         if row.confirm_nonce:
             row.confirm_nonce = ""
             session.add(row)
-            _record(session, row, "request", "cancelled by unsubscribe", source)
-        return _info(row)
-    _set_status(session, row, "unsubscribed", source)
-    return _info(row)
+            record_event(session, row, "request", "cancelled by unsubscribe", source)
+        return info_of(row)
+    change_status(session, row, "unsubscribed", source)
+    return info_of(row)
 
 
 @dataclass(frozen=True)
@@ -450,105 +337,3 @@ def events(engine: Engine, subscriber_id: int) -> list[EventInfo]:
             .order_by(SubscriberEvent.id)  # type: ignore[arg-type]
         )
         return [EventInfo(r.at.isoformat(), r.kind, r.detail, r.source) for r in rows]
-
-
-# -- CSV ------------------------------------------------------------------------------------
-
-CSV_HEADER = ("email", "categories", "language")
-
-
-def import_csv(
-    engine: Engine, taxonomy: Taxonomy, text: str, default_language: str
-) -> tuple[int, int]:
-    """Import readers from CSV; validates every row first so a bad file stores nothing.
-
-    Returns (imported, kept suppressed).
-    """
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "email" not in reader.fieldnames:
-        raise InvalidInputError("the CSV needs a header line: email,categories,language")
-    rows: list[tuple[str, tuple[str, ...], str]] = []
-    for number, record in enumerate(reader, start=2):
-        try:
-            address = normalize_email(record.get("email") or "")
-            slugs = taxonomy.parse_list(record.get("categories"))
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"line {number}: {exc}; nothing was imported") from exc
-        except Exception as exc:
-            raise InvalidInputError(f"line {number}: {exc}; nothing was imported") from exc
-        rows.append((address, slugs, (record.get("language") or default_language).strip()))
-    suppressed = 0
-    for address, slugs, language in rows:
-        info = add_active(engine, taxonomy, address, slugs, language, source="import")
-        suppressed += info.status in SUPPRESSED
-    return len(rows) - suppressed, suppressed
-
-
-def export_csv(engine: Engine) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for info in list_subscribers(engine):
-        writer.writerow([info.email, ",".join(info.categories), info.language])
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Recipient:
-    subscriber_id: int
-    email: str
-    categories: tuple[str, ...]
-    language: str
-    cadence: str = "daily"
-    weekday: int = 0
-
-
-def purge_unconfirmed(engine: Engine, older_than: dt.timedelta) -> int:
-    """Delete sign-ups never confirmed within ``older_than``; returns how many.
-
-    An unconfirmed address is someone's claim, not consent: keeping it forever
-    only keeps personal data we may not use. Rows that were ever confirmed, or
-    that hold a suppression (unsubscribed, bounced, complained), are never purged.
-    """
-    from newsletter.delivery import ledger
-
-    subscribers = Subscriber.__table__  # type: ignore[attr-defined]
-    events_table = SubscriberEvent.__table__  # type: ignore[attr-defined]
-    stale = sa.select(subscribers.c.id).where(
-        subscribers.c.status == "pending",
-        subscribers.c.confirmed_at.is_(None),
-        subscribers.c.created_at < utcnow() - older_than,
-    )
-    with engine.begin() as conn:
-        ids = [row[0] for row in conn.execute(stale)]
-        mailed = ledger.has_deliveries(conn, ids)
-        ids = [i for i in ids if i not in mailed]
-        if ids:
-            conn.execute(sa.delete(events_table).where(events_table.c.subscriber_id.in_(ids)))
-            conn.execute(sa.delete(subscribers).where(subscribers.c.id.in_(ids)))
-    if ids:
-        log.info("purged %d sign-ups never confirmed", len(ids))
-    return len(ids)
-
-
-def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:
-    """Every active reader, streamed with Core (no ORM objects) for large lists."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
-    query = (
-        sa.select(
-            table.c.id,
-            table.c.email,
-            table.c.categories,
-            table.c.language,
-            table.c.cadence,
-            table.c.weekday,
-        )
-        .where(table.c.status == "active")
-        .order_by(table.c.id)
-    )
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(query)
-        for sid, email, cats, language, cadence, weekday in result:
-            yield Recipient(
-                sid, email, tuple(s for s in cats.split(",") if s), language, cadence, weekday
-            )
