@@ -280,7 +280,7 @@ def test_the_questions_other_areas_ask_the_ledger(ledger_services: Services, iss
 
 
 def test_a_sign_up_the_ledger_mailed_is_never_purged(ledger_services: Services, issue: int) -> None:
-    from subscribers import store
+    from subscribers import signup
 
     svc = ledger_services
     mailed, never = add_readers(svc, 2, status="pending")
@@ -292,7 +292,7 @@ def test_a_sign_up_the_ledger_mailed_is_never_purged(ledger_services: Services, 
             .values(confirmed_at=None, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
         )
     ledger.claim(svc.engine, issue, [(mailed, "nlp")])
-    assert store.purge_unconfirmed(svc.engine, dt.timedelta(days=30)) == 1
+    assert signup.purge_unconfirmed(svc.engine, dt.timedelta(days=30)) == 1
     with svc.engine.connect() as conn:
         left = set(conn.execute(sa.select(table.c.id)).scalars())
     assert left == {mailed}

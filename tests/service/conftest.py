@@ -20,9 +20,10 @@ def add_readers(
     svc: Services, count: int, prefix: str = "reader", categories: tuple[str, ...] = ()
 ) -> None:
     """``count`` active readers (of every category by default), in one Core statement."""
+    from newsletter.db import table_of
     from subscribers.models import Subscriber
 
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = table_of(Subscriber)
     cats = ",".join(categories or svc.taxonomy.slugs)
     with svc.engine.begin() as conn:
         conn.execute(

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 
 from newsletter.app import Services
 from newsletter.cli import main
-from newsletter.db import utcnow
+from newsletter.db import table_of, utcnow
 from subscribers import readers, signup
 from subscribers.models import Subscriber
 
 
 def _age(services: Services, email: str, days: int) -> None:
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = table_of(Subscriber)
     with services.engine.begin() as conn:
         conn.execute(
             sa.update(table)
