@@ -37,8 +37,9 @@ ABSTRACT_CHARS = 400
 #: Output tokens allowed per paper of a batch (one label is ~25), plus a little slack.
 TOKENS_PER_PAPER = 40
 TOKENS_SLACK = 60
-#: Rules points that count as strong evidence (e.g. the primary class and two title keywords).
-STRONG_EVIDENCE = 7.0
+#: Rules points that count as strong evidence (e.g. the primary class and a keyword in the title
+#: and the abstract).
+STRONG_EVIDENCE = 6.0
 
 
 class PaperLabel(BaseModel):

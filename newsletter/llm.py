@@ -190,6 +190,8 @@ def _failure(exc: BaseException, request: Request) -> CallFailed:
     text = one_line(exc)
     if isinstance(exc, lm.Timeout | httpx.TimeoutException):
         return CallFailed("timeout", f"no answer for {request.timeout:g} s")
+    if _connection_failed(exc):
+        return CallFailed("unreachable", f"cannot reach the model ({_root(exc)})")
     if isinstance(exc, lm.ContextWindowExceededError):
         return CallFailed("too_long", f"the prompt is longer than the model takes: {text}")
     if request.response_format is not None and _schema_refused(exc):
@@ -207,6 +209,31 @@ def _failure(exc: BaseException, request: Request) -> CallFailed:
     if status is not None:
         return CallFailed("refused", f"HTTP {status}: {text}")
     return CallFailed("unreachable", f"{type(exc).__name__}: {text}")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    """A refused connection or an unknown host, however litellm wraps it (it may say HTTP 500)."""
+    import httpx
+    import openai
+
+    return any(
+        isinstance(e, httpx.ConnectError | openai.APIConnectionError | ConnectionError)
+        and not isinstance(e, openai.APITimeoutError)
+        for e in _causes(exc)
+    )
+
+
+def _root(exc: BaseException) -> str:
+    return one_line(_causes(exc)[-1]) or type(exc).__name__
 
 
 def _schema_refused(exc: BaseException) -> bool:

@@ -354,7 +354,7 @@ class LLMClient:
             max_tokens=job.max_tokens,
             temperature=self.settings.llm_temperature,
             response_format=job.response_format() if mode == "schema" else None,
-            connection=self._connection(model),
+            connection=self.connection(model),
             stream=self.settings.llm_stream,
         )
         for _ in range(2):
@@ -414,7 +414,7 @@ class LLMClient:
             with self._lock:
                 self._down[model] = reason
 
-    def _connection(self, model: str) -> dict[str, str]:
+    def connection(self, model: str) -> dict[str, str]:
         """The configured endpoint and key apply to every model of the primary's provider."""
         if llm.provider(model) != llm.provider(self.model):
             return {}

@@ -49,7 +49,8 @@ class LLMCallRow(SQLModel, table=True):
     model: str = Field(max_length=200)
     prompt: str = Field(default="", max_length=100)
     version: int = 0
-    outcome: str = Field(default="ok", max_length=20)  # ok | cached | invalid | error
+    # ok | cached | invalid | capped (hit max_tokens) | timeout | error
+    outcome: str = Field(default="ok", max_length=20)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
@@ -61,6 +62,10 @@ class LLMCallRow(SQLModel, table=True):
 
 CACHE = LLMCacheRow.__table__  # type: ignore[attr-defined]
 CALLS = LLMCallRow.__table__  # type: ignore[attr-defined]
+
+
+#: Outcomes of a request that gave no usable answer.
+FAILED = ("invalid", "capped", "timeout", "error")
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class UsageLine:
     calls: int
     cache_hits: int
     failed: int
+    capped: int
     prompt_tokens: int
     completion_tokens: int
     cost: float | None  # None when some call's price is unknown
@@ -169,6 +175,7 @@ class UsageLine:
             "calls": self.calls,
             "cache_hits": self.cache_hits,
             "failed": self.failed,
+            "capped": self.capped,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost_usd": self.cost,
@@ -187,7 +194,8 @@ def usage(engine: Engine, day: dt.date | None = None) -> list[UsageLine]:
             CALLS.c.model,
             sa.func.sum(sa.case((sent, 1), else_=0)),
             sa.func.sum(sa.case((CALLS.c.cache_hit, 1), else_=0)),
-            sa.func.sum(sa.case((CALLS.c.outcome.in_(("invalid", "error")), 1), else_=0)),
+            sa.func.sum(sa.case((CALLS.c.outcome.in_(FAILED), 1), else_=0)),
+            sa.func.sum(sa.case((CALLS.c.outcome == "capped", 1), else_=0)),
             sa.func.sum(CALLS.c.prompt_tokens),
             sa.func.sum(CALLS.c.completion_tokens),
             sa.func.sum(sa.func.coalesce(CALLS.c.cost, 0.0)),
@@ -209,10 +217,11 @@ def usage(engine: Engine, day: dt.date | None = None) -> list[UsageLine]:
             calls=int(r[3] or 0),
             cache_hits=int(r[4] or 0),
             failed=int(r[5] or 0),
-            prompt_tokens=int(r[6] or 0),
-            completion_tokens=int(r[7] or 0),
-            cost=None if int(r[9] or 0) else float(r[8] or 0.0),
-            duration_ms=float(r[10] or 0.0),
+            capped=int(r[6] or 0),
+            prompt_tokens=int(r[7] or 0),
+            completion_tokens=int(r[8] or 0),
+            cost=None if int(r[10] or 0) else float(r[9] or 0.0),
+            duration_ms=float(r[11] or 0.0),
         )
         for r in rows
     ]

@@ -946,7 +946,8 @@ class DemoResult:
 
 
 def demo(out_dir: Path, settings: Settings | None = None) -> DemoResult:
-    """Every stage offline on the bundled sample, in a throwaway database."""
+    """Every stage on the bundled sample, in a throwaway database; the configured model
+    (NEWSLETTER_LLM_MODEL) classifies and writes when one is set, else offline."""
     from newsletter.delivery.memory import MemoryBackend
 
     workdir = Path(tempfile.mkdtemp(prefix="newsletter-demo-"))
@@ -955,7 +956,6 @@ def demo(out_dir: Path, settings: Settings | None = None) -> DemoResult:
         demo_settings = base.model_copy(
             update={
                 "database_url": f"sqlite:///{workdir / 'demo.db'}",
-                "llm_model": "",
                 "mail_backend": "memory",
             }
         )

@@ -1,4 +1,4 @@
-"""Commands that describe the setup: categories, llm usage."""
+"""Commands that describe the setup: categories, llm usage, llm check."""
 
 from __future__ import annotations
 
@@ -59,4 +59,26 @@ def llm_usage(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (categories, llm_usage)
+@command(
+    "llm check",
+    "send one tiny classify and report to each configured model: speed, schema mode, "
+    "recommended settings; exit 1 when unusable",
+    JSON,
+)
+def llm_check(args: argparse.Namespace) -> int:
+    from newsletter.errors import ConfigurationError
+    from newsletter.llm_check import check
+
+    svc = services(args)
+    if not svc.settings.llm_model:
+        raise ConfigurationError("no model to check: set NEWSLETTER_LLM_MODEL (offline mode)")
+    results = check(svc.settings, svc.engine, svc.taxonomy)
+    out(
+        [r.as_json() for r in results],
+        args.json,
+        lambda: [line for r in results for line in r.lines()],
+    )
+    return 0 if results[0].usable else 1
+
+
+COMMANDS = (categories, llm_usage, llm_check)

@@ -18,14 +18,20 @@ if TYPE_CHECKING:
 
 @command(
     "demo",
-    "run every stage offline on the bundled sample",
+    "run every stage on the bundled sample (with NEWSLETTER_LLM_MODEL when set, else offline)",
     arg("--out", default="demo-output", help="output directory (default: demo-output)"),
 )
 def demo(args: argparse.Namespace) -> int:
     from newsletter.pipeline import demo as run_demo
 
-    result = run_demo(Path(args.out), settings(args))
-    print(f"Demo issue for {result.date} (offline: bundled sample, rule-based, extractive):")
+    config = settings(args)
+    if config.llm_model:
+        made = f"with {config.llm_model} from NEWSLETTER_LLM_MODEL; the footer says what it did"
+        print(f"Asking {config.llm_model} (NEWSLETTER_LLM_MODEL); a slow model takes minutes.")
+    else:
+        made = "offline: rule-based, extractive; set NEWSLETTER_LLM_MODEL to use a model"
+    result = run_demo(Path(args.out), config)
+    print(f"Demo issue for {result.date} (bundled sample, {made}):")
     for path in result.files:
         print(f"  {path}")
     print(f"  delivery to a demo reader: {result.report.line()}")

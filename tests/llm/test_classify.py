@@ -181,7 +181,10 @@ def test_prompt_injection_in_a_title_stays_data(
 
 
 def test_decorated_ids_are_recognised(llm_client: LLMClient, llm_server: FakeLLMServer) -> None:
-    papers = day_of(2)
+    papers = [
+        paper("2411.00001", "Reranking retrieved documents with a cross-encoder"),
+        paper("2411.00002", "Scaling laws of large language models"),
+    ]
     answer = {
         "papers": [
             {"id": f"arXiv:{papers[0].arxiv_id}", "categories": ["nlp"]},
