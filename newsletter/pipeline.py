@@ -86,7 +86,9 @@ def collect(
     """
     settings = svc.settings
     own = fetcher is None
-    active = fetcher or Fetcher(settings.fetch_timeout, settings.fetch_attempts)
+    active = fetcher or Fetcher(
+        settings.fetch_timeout, settings.fetch_attempts, deadline=settings.fetch_deadline
+    )
     try:
         report = collect_all(
             svc.engine,

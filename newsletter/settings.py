@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     empty_day: Literal["skip", "note"] = "skip"
     fetch_timeout: float = Field(default=30.0, gt=0)
     fetch_attempts: int = Field(default=4, ge=1)
+    # Seconds one source may take in all (attempts and waits included); see sources.fetch.
+    fetch_deadline: float = Field(default=60.0, gt=0)
 
     llm_model: str = ""
     llm_api_base: str = ""

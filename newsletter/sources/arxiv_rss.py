@@ -18,8 +18,8 @@ import re
 from typing import Any
 
 from newsletter.models import Paper
+from newsletter.sources.authors import entry_authors
 from newsletter.sources.base import (
-    MAX_AUTHOR,
     Document,
     EntryLog,
     EntryRejected,
@@ -49,7 +49,6 @@ _ID_PREFIXES = re.compile(
 _PREFIX = re.compile(
     r"^\s*arXiv:(?P<id>\S+?)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:)?\s*", re.I
 )
-_AUTHOR_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
 
 
 def split_id(raw: str) -> tuple[str, int | None]:
@@ -99,11 +98,6 @@ def stated_date(source: Any) -> dt.date | None:
     return None
 
 
-def split_authors(raw: Any) -> tuple[str, ...]:
-    names = (cap(fold(name), MAX_AUTHOR)[0] for name in _AUTHOR_SPLIT.split(fold(raw)))
-    return tuple(name for name in names if name)
-
-
 def _entry(
     entry: Any, label: str, announced: dt.date | None, ctx: FeedContext, log: EntryLog
 ) -> Paper:
@@ -144,7 +138,7 @@ def _entry(
         version=version or 1,
         title=title,
         abstract=abstract,
-        authors=split_authors(entry.get("author", "")),
+        authors=entry_authors(entry),
         announced=date,
         primary_class=classes[0] if classes else "",
         classes=classes,

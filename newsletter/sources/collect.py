@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,14 +21,16 @@ from sqlalchemy.exc import OperationalError
 
 from newsletter.db import FeedStateRow, session_scope, utcnow
 from newsletter.errors import DatabaseError, SourceError
-from newsletter.sources import arxiv_rss, hf_daily, rss
+from newsletter.sources import arxiv_api, arxiv_rdf, arxiv_rss, hf_daily, rss
 from newsletter.sources.base import Document, FeedContext, ParsedFeed, SourceKind
 from newsletter.sources.dedup import store_papers
-from newsletter.sources.fetch import Fetched, Fetcher
+from newsletter.sources.fetch import Fetched, Fetcher, host_key
 
 log = logging.getLogger(__name__)
 
 DATE_PLACEHOLDER = "{date}"
+#: Hosts fetched at the same time; more sources than this wait for a free worker.
+MAX_HOSTS_AT_ONCE = 8
 
 
 @dataclass
@@ -54,6 +58,8 @@ class SourceStats:
     def status(self) -> str:
         if self.error:
             return f"FAILED ({self.error})"
+        if self.failed and self.failed == self.seen:
+            return "refused (no item was usable; the reasons follow)"
         if not self.ok:
             return "partly failed"
         return "not modified (HTTP 304)" if self.not_modified else "ok"
@@ -97,8 +103,9 @@ class CollectProgress(Protocol):
     def finished(self, stats: SourceStats) -> None: ...
 
 
-#: In order: JSON first, then arXiv (which is also valid RSS), then any RSS/Atom.
-SOURCE_KINDS: tuple[SourceKind, ...] = (hf_daily, arxiv_rss, rss)
+#: In order: JSON first, then arXiv's formats (also valid RSS/Atom; the API's Atom
+#: carries the same namespace as the RSS, so it is tried first), then any RSS/Atom.
+SOURCE_KINDS: tuple[SourceKind, ...] = (hf_daily, arxiv_api, arxiv_rdf, arxiv_rss, rss)
 
 
 def parse_document(doc: Document, ctx: FeedContext) -> ParsedFeed:
@@ -141,15 +148,90 @@ def _save_state(engine: Engine, fetched: Fetched) -> None:
         session.add(row)
 
 
-def _fetch_and_parse(
-    engine: Engine, fetcher: Fetcher, ctx: FeedContext
-) -> tuple[Fetched, ParsedFeed | None]:
-    etag, modified = _load_state(engine, ctx.url)
-    fetched = fetcher.fetch(ctx.url, etag, modified)
-    if fetched.not_modified:
-        return fetched, None
-    doc = Document(ctx.url, fetched.content, fetched.content_type)
-    return fetched, parse_document(doc, ctx)
+@dataclass
+class _Outcome:
+    """What a worker thread brings back for one source: a parsed feed, a 304, or a reason."""
+
+    index: int
+    ctx: FeedContext
+    fetched: Fetched | None = None
+    feed: ParsedFeed | None = None
+    error: str = ""
+
+
+def _fetch_and_parse(fetcher: Fetcher, ctx: FeedContext, state: tuple[str, str]) -> _Outcome:
+    """Network and parsing only (no database): safe to run in a worker thread."""
+    outcome = _Outcome(-1, ctx)
+    try:
+        outcome.fetched = fetcher.fetch(ctx.url, *state)
+        if not outcome.fetched.not_modified:
+            doc = Document(ctx.url, outcome.fetched.content, outcome.fetched.content_type)
+            outcome.feed = parse_document(doc, ctx)
+    except SourceError as exc:
+        outcome.error = exc.reason
+        log.warning("source failed: %s", exc)
+    except Exception as exc:
+        # A parser bug on one odd feed must not cost the other sources their papers.
+        outcome.error = f"unexpected {type(exc).__name__}: {exc}"
+        log.exception("source failed unexpectedly: %s", ctx.url)
+    return outcome
+
+
+def _settle(engine: Engine, outcome: _Outcome, progress: CollectProgress | None) -> SourceStats:
+    """Store what one source brought (in the calling thread); every failure ends up in the stats."""
+    stats = SourceStats(outcome.ctx.url)
+    if outcome.error:
+        stats.error = outcome.error
+    elif outcome.feed is None:
+        stats.not_modified = True
+        log.info("%s: not modified since the last fetch", outcome.ctx.url)
+    else:
+        _store(engine, outcome.feed, stats, progress)
+        assert outcome.fetched is not None
+        _save_state(engine, outcome.fetched)
+    if progress:
+        progress.finished(stats)
+    return stats
+
+
+def collect_sources(
+    engine: Engine,
+    fetcher: Fetcher,
+    contexts: Sequence[FeedContext],
+    progress: CollectProgress | None = None,
+) -> list[SourceStats]:
+    """Fetch ``contexts`` concurrently, one thread per host, and store each as it arrives.
+
+    Sources on one host are fetched one after the other (arXiv's pacing is kept by the
+    fetcher's shared pacer); a source that hangs delays only its own host's queue, by
+    at most the fetcher's deadline. Storing happens in this thread, one source at a
+    time, so the database sees no concurrent writers. Stats come back in input order.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, ctx in enumerate(contexts):
+        groups.setdefault(host_key(ctx.url), []).append(index)
+    states = [_load_state(engine, ctx.url) for ctx in contexts]
+    results: queue.Queue[_Outcome] = queue.Queue()
+
+    def work(indexes: list[int]) -> None:
+        for index in indexes:
+            outcome = _fetch_and_parse(fetcher, contexts[index], states[index])
+            outcome.index = index
+            results.put(outcome)
+
+    for ctx in contexts:
+        if progress:
+            progress.started(ctx.url)
+    stats: dict[int, SourceStats] = {}
+    workers = min(MAX_HOSTS_AT_ONCE, len(groups)) or 1
+    with ThreadPoolExecutor(workers, thread_name_prefix="collect") as pool:
+        futures = [pool.submit(work, indexes) for indexes in groups.values()]
+        for _ in contexts:
+            outcome = results.get()
+            stats[outcome.index] = _settle(engine, outcome, progress)
+        for future in futures:
+            future.result()
+    return [stats[index] for index in range(len(contexts))]
 
 
 def collect_one(
@@ -159,30 +241,7 @@ def collect_one(
     progress: CollectProgress | None = None,
 ) -> SourceStats:
     """Fetch, parse and store one source; every failure ends up in the stats."""
-    stats = SourceStats(ctx.url)
-    if progress:
-        progress.started(ctx.url)
-    try:
-        fetched, feed = _fetch_and_parse(engine, fetcher, ctx)
-    except DatabaseError:
-        raise
-    except SourceError as exc:
-        stats.error = exc.reason
-        log.warning("source failed: %s", exc)
-    except Exception as exc:
-        # A parser bug on one odd feed must not cost the other sources their papers.
-        stats.error = f"unexpected {type(exc).__name__}: {exc}"
-        log.exception("source failed unexpectedly: %s", ctx.url)
-    else:
-        if feed is None:
-            stats.not_modified = True
-            log.info("%s: not modified since the last fetch", ctx.url)
-        else:
-            _store(engine, feed, stats, progress)
-            _save_state(engine, fetched)
-    if progress:
-        progress.finished(stats)
-    return stats
+    return collect_sources(engine, fetcher, [ctx], progress)[0]
 
 
 def _store(
@@ -232,7 +291,9 @@ def collect_all(
     run_date: dt.date | None = None,
     today: dt.date | None = None,
 ) -> CollectReport:
-    """Collect ``urls`` in order, those with ``{date}`` last (they need the issue date).
+    """Collect ``urls``, those with ``{date}`` last (they need the issue date).
+
+    Sources on different hosts are fetched concurrently; the report keeps ``urls``' order.
 
     ``run_date`` is the date asked for (``--date``); ``today`` the local date, used when
     neither it nor an arXiv feed gives one.
@@ -243,14 +304,14 @@ def collect_all(
     plain = [u for u in urls if DATE_PLACEHOLDER not in u]
     templated = [u for u in urls if DATE_PLACEHOLDER in u]
     try:
-        for url in plain:
-            ctx = FeedContext(url, include_replacements, run_date or today)
-            report.sources.append(collect_one(engine, active, ctx, progress))
+        contexts = [FeedContext(url, include_replacements, run_date or today) for url in plain]
+        report.sources.extend(collect_sources(engine, active, contexts, progress))
         if templated:
             date = _templated_date(run_date, report.sources, today or dt.date.today())
-            for url in templated:
-                ctx = FeedContext(expand_url(url, date), include_replacements, date)
-                report.sources.append(collect_one(engine, active, ctx, progress))
+            contexts = [
+                FeedContext(expand_url(url, date), include_replacements, date) for url in templated
+            ]
+            report.sources.extend(collect_sources(engine, active, contexts, progress))
     finally:
         if own:
             active.close()

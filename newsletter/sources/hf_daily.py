@@ -16,14 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 from newsletter.errors import SourceError
 from newsletter.models import Paper
 from newsletter.sources.arxiv_rss import split_id
+from newsletter.sources.authors import names_of
 from newsletter.sources.base import (
-    MAX_AUTHOR,
     Document,
     EntryLog,
     EntryRejected,
     FeedContext,
     ParsedFeed,
-    cap,
     clean_abstract,
     clean_title,
     fold,
@@ -50,8 +49,10 @@ def json_problem(doc: Document) -> str | None:
     data = doc.json
     if data is None or recognises(doc):
         return None
-    if isinstance(data, dict) and data.get("error"):
-        return f"the API answered with an error: {fold(str(data['error']))[:200]}"
+    if isinstance(data, dict):
+        message = next((data[k] for k in ("error", "message", "detail") if data.get(k)), "")
+        if message:
+            return f"the API answered with an error: {fold(str(message))[:200]}"
     return "JSON that is not a Hugging Face daily papers list"
 
 
@@ -81,11 +82,7 @@ def _paper(item: Any, label: str, date: dt.date, url: str, log: EntryLog) -> Pap
     abstract = clean_abstract(inner.get("summary") or item.get("summary"), label, log)
     if not abstract:
         raise EntryRejected(f"{label}: no abstract")
-    authors = tuple(
-        cap(fold(a.get("name")), MAX_AUTHOR)[0]
-        for a in inner.get("authors") or []
-        if isinstance(a, dict) and fold(a.get("name"))
-    )
+    authors = names_of(a for a in inner.get("authors") or [] if isinstance(a, dict))
     return Paper(
         arxiv_id=arxiv_id,
         version=version or 1,

@@ -2,7 +2,9 @@
 
 Such entries have no arXiv id, so the identity is the entry's id (or link),
 hashed into a stable ``web:<hash>`` key; a re-run or a later day never repeats it.
-An entry is dated by its own published/updated date, else by the run's date.
+An entry is dated by its own published/updated date, else by the date the
+channel states. An entry with neither id nor link, or with no date anywhere, is
+reported and not stored: a made-up key or this machine's date would be a guess.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import re
 from typing import Any
 
 from newsletter.models import Paper
+from newsletter.sources.authors import entry_authors
 from newsletter.sources.base import (
-    MAX_AUTHOR,
     Document,
     EntryLog,
     FeedContext,
     ParsedFeed,
     bozo_problem,
-    cap,
     clean_abstract,
     clean_title,
     fold,
@@ -59,6 +60,8 @@ def _text(detail: Any, raw: Any) -> str:
 
 def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
     parsed = doc.feed
+    atom = str(parsed.get("version", "")).startswith("atom")
+    channel_date = _date(parsed.feed)
     log = EntryLog()
     papers: dict[str, Paper] = {}
     merged = 0
@@ -77,19 +80,15 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         if not title:
             log.failed.append(f"{label} ({ident}): no title")
             continue
-        date = _date(entry) or ctx.issue_date
+        date = _date(entry) or channel_date
         if date is None:
-            log.failed.append(f"{label} ({ident}): no date")
+            log.failed.append(f"{label} ({ident}): no date in the entry or the channel")
             continue
         key = paper_key(ident)
         if key in papers:
             merged += 1
         summary = _text(entry.get("summary_detail"), entry.get("summary", ""))
-        authors = tuple(
-            cap(fold(a.get("name", "")), MAX_AUTHOR)[0]
-            for a in entry.get("authors", []) or []
-            if fold(a.get("name", ""))
-        )
+        authors = entry_authors(entry, atom)
         tags = tuple(
             t for t in dict.fromkeys(fold(t.get("term")) for t in entry.get("tags", []) or []) if t
         )

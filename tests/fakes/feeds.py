@@ -7,6 +7,7 @@ sends the ETag it was given". Every request is recorded with its headers.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,3 +161,54 @@ class FeedServer:
                     self.wfile.write(body)
 
         return Handler
+
+
+class SilentServer:
+    """A server that accepts every TCP connection and never reads or answers a byte.
+
+    What a stuck upstream (a frozen proxy, a half-dead host) looks like to a client:
+    the connection succeeds, then nothing. ``release()`` closes every connection and
+    stops listening, so a test can end the hang at a moment of its choosing.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/rss/stuck"
+        self._held: list[socket.socket] = []
+        self._released = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self.connections = 0
+
+    def _accept(self) -> None:
+        while not self._released.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._held.append(conn)
+
+    def release(self) -> None:
+        """Close the held connections and the listener: later connections are refused."""
+        if self._released.is_set():
+            return
+        self._released.set()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from newsletter.sources.arxiv_rss import split_authors, split_id
+from newsletter.sources.arxiv_rss import split_id
+from newsletter.sources.authors import split_authors
 from newsletter.sources.base import MAX_TITLE
 from newsletter.sources.collect import parse_feed
 from tests.fakes.feeds import DATA
