@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.db import PaperRow, insert_ignore, table_of, utcnow
+from newsletter.latex import readable
 from newsletter.models import Paper
 
 PAPERS = table_of(PaperRow)
@@ -65,9 +66,10 @@ def paper_from_row(row: Any) -> Paper:
     return Paper(
         arxiv_id=row.arxiv_id,
         version=row.version,
-        title=row.title,
-        abstract=row.abstract,
-        authors=tuple(json.loads(row.authors)),
+        # Stored as typed (searchable); read as readers expect it (LaTeX to Unicode).
+        title=readable(row.title),
+        abstract=readable(row.abstract),
+        authors=tuple(readable(name) for name in json.loads(row.authors)),
         announced=row.announced,
         primary_class=row.primary_class,
         classes=tuple(row.classes.split()),
