@@ -25,8 +25,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Characters that make a text worth converting.
-_TRIGGERS = ("\\", "$")
+#: What makes a text worth converting: a macro or accent (``\\alpha``, ``\\'e``,
+#: ``\\%``) or a dollar sign. A backslash before a space or at the end is a stray
+#: character, shown as typed.
+_TRIGGER = re.compile(r"\\[A-Za-z'\"`^~=.{}%&#$_|]|\$")
 #: ``%``, ``&`` and ``#`` not already escaped: literal in abstracts, special in LaTeX.
 _LITERAL = re.compile(r"(?<!\\)([%&#])")
 _DOLLAR = re.compile(r"(?<!\\)\$")
@@ -115,6 +117,6 @@ def _convert(text: str) -> str:
 
 def readable(text: str) -> str:
     """``text`` with its LaTeX turned into Unicode; unchanged when it has none."""
-    if not any(trigger in text for trigger in _TRIGGERS):
+    if ("\\" not in text and "$" not in text) or not _TRIGGER.search(text):
         return text
     return _convert(text)

@@ -14,7 +14,7 @@ from newsletter.cli import main
 from newsletter.pipeline import collect
 from newsletter.sources.fetch import Fetcher
 from newsletter.sources.progress import RichProgress
-from tests.fakes.feeds import FeedServer
+from tests.fakes.feeds import DATA, FeedServer
 from tests.sources.conftest import configured
 
 
@@ -141,3 +141,31 @@ def test_progress_shows_a_bar_per_source(
     shown = screen.getvalue()
     assert "/rss/cs.AI" in shown and "5 new" in shown and "5/5" in shown
     assert "failed: HTTP 404; check the feed URL" in shown
+
+
+def test_the_summary_names_what_was_refused_and_why(
+    cli_env: pytest.MonkeyPatch, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rdf = (DATA / "arxiv" / "hep-ex-rdf-2021-01-05.xml").read_bytes()
+    undated = feed_server.serve(
+        "/rss/old", rdf.replace(b"<dc:date>2021-01-05T20:30:00-05:00</dc:date>", b"")
+    )
+    dated = feed_server.serve("/rss/hep-ex", rdf)
+    api = feed_server.serve_file("/api/query", "arxiv/api-query-cs.LG.xml")
+    cli_env.setenv("NEWSLETTER_FEEDS", json.dumps([undated, dated, api]))
+    assert main(["collect"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"{undated}: FAILED (an arXiv RSS 1.0 feed without a channel date (dc:date): its papers "
+        "cannot be dated, so none were stored); seen 0, new 0, duplicate 0, "
+        "skipped as replacement 0, failed 0"
+    )
+    assert out[1] == (
+        f"{dated}: ok; seen 3, new 2, duplicate 0, skipped as replacement 1, failed 0, "
+        "announced 2021-01-05"
+    )
+    assert out[2] == (
+        f"{api}: ok; seen 4, new 4, duplicate 0, skipped as replacement 0, failed 0, "
+        "announced 2024-11-21"
+    )
+    assert out[-1] == "collected: 6 new papers from 3 sources"

@@ -81,3 +81,8 @@ def test_mail_text_twin_and_llm_input_show_text_while_the_store_keeps_latex(
     ensure_index(services.engine)
     found = search_papers(services.engine, parse_query("Rao divergence"), published_only=False)
     assert [p.title for p in found.papers] == [paper.title]
+
+
+def test_a_stray_backslash_is_shown_as_typed() -> None:
+    assert readable("Why a^2 \\ study") == "Why a^2 \\ study"
+    assert readable("ends with \\") == "ends with \\"
