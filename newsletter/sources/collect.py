@@ -103,6 +103,9 @@ class CollectProgress(Protocol):
     def finished(self, stats: SourceStats) -> None: ...
 
 
+#: Kinds whose date is arXiv's announcement day (an API answer's dates are submissions).
+ANNOUNCING_KINDS = frozenset((arxiv_rss.KIND, arxiv_rdf.KIND))
+
 #: In order: JSON first, then arXiv's formats (also valid RSS/Atom; the API's Atom
 #: carries the same namespace as the RSS, so it is tried first), then any RSS/Atom.
 SOURCE_KINDS: tuple[SourceKind, ...] = (hf_daily, arxiv_api, arxiv_rdf, arxiv_rss, rss)
@@ -274,10 +277,11 @@ def _store(
 def _templated_date(
     run_date: dt.date | None, stats: Sequence[SourceStats], today: dt.date
 ) -> dt.date:
-    """The date for ``{date}`` URLs: the requested one, else arXiv's of this run, else today."""
+    """The date for ``{date}`` URLs: the requested one, else arXiv's announcement of this
+    run (current or old RSS format), else today."""
     if run_date is not None:
         return run_date
-    arxiv_dates = [s.announced for s in stats if s.kind == arxiv_rss.KIND and s.announced]
+    arxiv_dates = [s.announced for s in stats if s.kind in ANNOUNCING_KINDS and s.announced]
     return max(arxiv_dates, default=today)
 
 

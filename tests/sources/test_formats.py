@@ -147,3 +147,16 @@ def test_an_rss_item_without_its_own_date_takes_the_channel_date() -> None:
     )
     feed = parse_feed(content, "https://lab.example.org/rss")
     assert [p.announced for p in feed.papers] == [dt.date(2024, 11, 21)]
+
+
+def test_an_old_rdf_feed_dates_the_hugging_face_list_like_the_current_one(
+    services: Services, feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    rdf = feed_server.serve_file("/rss/hep-ex", RDF)
+    feed_server.serve("/api/daily_papers?date=2021-01-05", b"[]", content_type="application/json")
+    hf = feed_server.url("/api/daily_papers?date={date}")
+    report = collect(configured(services, feeds=[hf, rdf]), fetcher=fetcher)
+    assert [(s.kind, s.announced) for s in report.sources] == [
+        ("arxiv-rdf", dt.date(2021, 1, 5)),
+        ("hf-daily", dt.date(2021, 1, 5)),
+    ]
