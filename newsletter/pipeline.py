@@ -795,7 +795,8 @@ def _not_mailable(engine: Engine) -> int:
     """Readers who said no, whose address is dead, or who paused: skipped by every send."""
     import sqlalchemy as sa
 
-    from subscribers.models import SUPPRESSED, Subscriber
+    from newsletter.statuses import SUPPRESSED
+    from subscribers.models import Subscriber
 
     table = Subscriber.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:

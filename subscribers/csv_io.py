@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from newsletter.categories import Taxonomy
 from newsletter.errors import InvalidInputError
-from subscribers.models import SUPPRESSED
+from newsletter.statuses import SUPPRESSED
 from subscribers.readers import add_active, list_subscribers, normalize_email
 
 CSV_HEADER = ("email", "categories", "language")

@@ -1,4 +1,9 @@
-"""Subscriber tables: who reads, what they chose, and every change of their status."""
+"""Subscriber tables: who reads, what they chose, and every change of their status.
+
+A reader's status and cadence are the ``SubscriberStatus`` and ``Cadence`` enums of
+``newsletter.statuses`` (with ``SUPPRESSED``, the statuses nobody but the reader may
+revive), stored as their strings.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,10 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from newsletter.db import utcnow
+from newsletter.statuses import Cadence, SubscriberStatus
 
-STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced", "complained")
-#: Statuses that neither the operator (CLI add, import) nor a webhook may revive: the reader
-#: said no, or the address is dead. Only the reader can, by subscribing again and confirming.
-SUPPRESSED = ("unsubscribed", "bounced", "complained")
 #: Where a change came from, as recorded on every SubscriberEvent.
 SOURCES = ("web", "one-click", "cli", "webhook", "import", "demo")
-#: How often a reader is mailed: every issue, or one weekly digest on their chosen weekday.
-CADENCES = ("daily", "weekly")
 
 
 class Subscriber(SQLModel, table=True):
@@ -27,8 +27,8 @@ class Subscriber(SQLModel, table=True):
     email: str = Field(sa_column=sa.Column(sa.String(320), unique=True, nullable=False))
     categories: str = ""  # slugs in taxonomy order, comma-joined: groupable in SQL
     language: str = "ko"
-    status: str = Field(default="pending", index=True)
-    cadence: str = "daily"  # one of CADENCES
+    status: str = Field(default=SubscriberStatus.PENDING.value, index=True)
+    cadence: str = Cadence.DAILY.value
     # The weekday (0 = Monday .. 6 = Sunday) a weekly reader is mailed on; unused when daily.
     weekday: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: dt.datetime = Field(default_factory=utcnow)

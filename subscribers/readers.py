@@ -21,7 +21,8 @@ from sqlmodel import Session, select
 from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, utcnow
 from newsletter.errors import InvalidInputError
-from subscribers.models import CADENCES, STATUSES, SUPPRESSED, Subscriber, SubscriberEvent
+from newsletter.statuses import SUPPRESSED, Cadence, SubscriberStatus
+from subscribers.models import Subscriber, SubscriberEvent
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ def parse_weekday(text: str) -> int:
 
 def check_cadence(cadence: str, weekday: int) -> None:
     """Refuse a cadence or weekday the sender would not understand."""
-    if cadence not in CADENCES:
-        raise InvalidInputError(f"unknown cadence {cadence!r}; use one of {', '.join(CADENCES)}")
+    if cadence not in tuple(Cadence):
+        raise InvalidInputError(f"unknown cadence {cadence!r}; use one of {', '.join(Cadence)}")
     if not 0 <= weekday < len(WEEKDAYS):
         raise InvalidInputError(f"weekday must be 0 (Monday) .. 6 (Sunday), not {weekday}")
 
@@ -107,8 +108,9 @@ def change_status(
     session: Session, row: Subscriber, status: str, source: str, *, revive: bool = False
 ) -> None:
     """Change and record a status; only a confirmation (``revive``) lifts a suppression."""
-    if status not in STATUSES:
-        raise InvalidInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    if status not in tuple(SubscriberStatus):
+        choices = ", ".join(SubscriberStatus)
+        raise InvalidInputError(f"unknown status {status!r}; use one of {choices}")
     if row.status == status:
         return
     if row.status in SUPPRESSED and status not in SUPPRESSED and not revive:

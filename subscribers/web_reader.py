@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from subscribers.models import CADENCES, SUPPRESSED
+from newsletter.statuses import SUPPRESSED, Cadence
 from subscribers.readers import (
     SubscriberInfo,
     get_by_id,
@@ -101,7 +101,7 @@ def _cadence_choice(form: FormData) -> tuple[str | None, int | None] | None:
     cadence, weekday = form_field(form, "cadence"), form_field(form, "weekday")
     if not cadence and not weekday:
         return None, None
-    if cadence not in CADENCES or weekday not in {str(n) for n in range(7)}:
+    if cadence not in tuple(Cadence) or weekday not in {str(n) for n in range(7)}:
         return None
     return cadence, int(weekday)
 
