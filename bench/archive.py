@@ -29,10 +29,10 @@ from fastapi.testclient import TestClient
 
 from bench.generate import papers as generate_papers
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.issues import ensure_issue, update_issue
 from newsletter.models import Paper
 from newsletter.papers import PAPERS, upsert_papers
-from newsletter.pipeline import build_digest
 from newsletter.search import parse_query, search_papers
 from newsletter.settings import load_settings
 from subscribers.web_app import create_app

@@ -20,9 +20,11 @@ from newsletter import classify, summarize
 from newsletter.app import Services
 from newsletter.chart import render_chart
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.digest import build_digest, render_view
 from newsletter.models import ReaderView
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import build_digest, load_sample, render_view, send
+from newsletter.preview import load_sample
+from newsletter.sending import send
 from newsletter.settings import Settings
 from subscribers import readers
 

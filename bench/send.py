@@ -5,7 +5,7 @@ python -m bench.send [--readers 100000] [--sets 20] [--naive 2000] [--db sqlite,
 The double runs in its own process (``python -m tests.fakes.sendgrid_double``) and
 validates every request body against SendGrid's OpenAPI description, as in the
 tests. For each database the readers are inserted in bulk (not timed), the issue is
-prepared (not timed), then ``pipeline.send`` runs in a fresh child process that
+prepared (not timed), then ``sending.send`` runs in a fresh child process that
 reports its wall time and peak RSS, so the figure is the send's and not the setup's.
 The naive baseline is the same code path with one reader per request (batch size
 1) on ``--naive`` readers; the ratio compares readers per second.
@@ -118,7 +118,8 @@ def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None
     import sqlalchemy as sa
 
     from newsletter.app import Services
-    from newsletter.pipeline import build_digest, load_sample, render_stage
+    from newsletter.digest import build_digest, render_stage
+    from newsletter.preview import load_sample
     from subscribers.models import Subscriber
 
     svc = Services.build(settings_for(url, double, 1000))
@@ -152,7 +153,7 @@ def child(url: str, double: str, batch_size: int) -> None:
     """Run one send in this process and print its figures as JSON."""
     from newsletter.app import Services
     from newsletter.delivery.sendgrid import SendGridBackend
-    from newsletter.pipeline import send
+    from newsletter.sending import send
 
     svc = Services.build(settings_for(url, double, batch_size))
     backend = SendGridBackend.from_settings(svc.settings)

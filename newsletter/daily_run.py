@@ -40,8 +40,8 @@ from newsletter.statuses import IssueStatus, RunOutcome, SendOutcome
 
 if TYPE_CHECKING:
     from newsletter.app import Services
-    from newsletter.pipeline import SendReport
     from newsletter.scheduler import DailyScheduler
+    from newsletter.sending import SendReport
     from newsletter.sources.collect import CollectReport
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def _missed_notes(
     svc: Services, newest_sent_before: dt.date | None, handled: dt.date | None
 ) -> list[str]:
     """What became of announcements that never had an issue of their own (an outage)."""
-    from newsletter.pipeline import CATCH_UP_DAYS, issue_window
+    from newsletter.collecting import CATCH_UP_DAYS, issue_window
 
     missed = _missed_dates(svc.engine, newest_sent_before, handled)
     if not missed or handled is None:

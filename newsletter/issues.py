@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from newsletter.db import IssueRow, insert_ignore, session_scope, table_of, utcnow
-from newsletter.models import CategoryReport, NotablePaper
+from newsletter.issue_state import IssueContent
+from newsletter.statuses import IssueStatus, advance
 
 ISSUES = table_of(IssueRow)
 
@@ -33,7 +32,11 @@ def interrupted_issues(engine: Engine, since: dt.date, before: dt.date) -> list[
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(ISSUES.c.date)
-            .where(ISSUES.c.status == "sending", ISSUES.c.date >= since, ISSUES.c.date < before)
+            .where(
+                ISSUES.c.status == IssueStatus.SENDING,
+                ISSUES.c.date >= since,
+                ISSUES.c.date < before,
+            )
             .order_by(ISSUES.c.date)
         )
         return [r[0] for r in rows]
@@ -60,7 +63,7 @@ def ensure_issue(engine: Engine, date: dt.date) -> IssueRow:
             [
                 {
                     "date": date,
-                    "status": "collected",
+                    "status": IssueStatus.COLLECTED,
                     "content": "{}",
                     "made_with": "offline",
                     "paper_count": 0,
@@ -78,17 +81,29 @@ def update_issue(engine: Engine, issue_id: int, **values: Any) -> None:
         conn.execute(sa.update(ISSUES).where(ISSUES.c.id == issue_id).values(**values))
 
 
+def advance_stage(engine: Engine, issue_id: int, stage: IssueStatus, **values: Any) -> None:
+    """Move the issue to ``stage`` unless it is already at a later one; write ``values``."""
+    with engine.begin() as conn:
+        current = conn.execute(sa.select(ISSUES.c.status).where(ISSUES.c.id == issue_id)).scalar()
+        status = advance(current or "", stage)
+        conn.execute(
+            sa.update(ISSUES).where(ISSUES.c.id == issue_id).values(status=status, **values)
+        )
+
+
 def update_content(
     engine: Engine,
     issue_id: int,
-    mutate: Callable[[dict[str, Any]], None],
+    change: Callable[[IssueContent], IssueContent | None],
     **values: Any,
-) -> dict[str, Any]:
-    """Read, change and write an issue's stored JSON in one locked transaction.
+) -> IssueContent:
+    """Read, change and write an issue's stored content in one locked transaction.
 
     Two processes (a send building one language, the archive another) would
     otherwise each write back the row they read and lose the other's stage output.
-    Returns the content as written.
+    ``change`` gets the stored content and returns what to store, or None to keep it
+    (another process already stored that stage); ``values`` (other columns) are
+    written either way. Returns the content as stored.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
@@ -96,31 +111,11 @@ def update_content(
         raw = conn.execute(
             sa.select(ISSUES.c.content).where(ISSUES.c.id == issue_id).with_for_update()
         ).scalar_one()
-        content: dict[str, Any] = json.loads(raw or "{}")
-        mutate(content)
-        conn.execute(
-            sa.update(ISSUES)
-            .where(ISSUES.c.id == issue_id)
-            .values(content=json.dumps(content, ensure_ascii=False), **values)
-        )
+        stored = IssueContent.load(raw)
+        changed = change(stored)
+        if changed is not None:
+            values["content"] = changed.dump()
+        if values:
+            conn.execute(sa.update(ISSUES).where(ISSUES.c.id == issue_id).values(**values))
         conn.commit()
-    return content
-
-
-def report_to_json(report: CategoryReport) -> dict[str, Any]:
-    return dataclasses.asdict(report)
-
-
-def report_from_json(data: dict[str, Any]) -> CategoryReport:
-    return CategoryReport(
-        slug=data["slug"],
-        language=data["language"],
-        themes=tuple(data["themes"]),
-        keywords=tuple(data["keywords"]),
-        findings=tuple(data["findings"]),
-        notable=tuple(NotablePaper(n["arxiv_id"], n["line"]) for n in data["notable"]),
-        conclusion=data["conclusion"],
-        covered=data["covered"],
-        total=data["total"],
-        made_by=data.get("made_by", "extractive"),
-    )
+    return stored if changed is None else changed

@@ -7,9 +7,7 @@ nothing about readers or deliveries.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.categories import FALLBACK_SLUG
+from newsletter.issue_state import IssueContent
 from newsletter.issues import ISSUES
 from newsletter.statuses import PUBLIC_STAGES
 
@@ -58,13 +57,13 @@ class IssueSummary:
 
 
 def _summary(row: Any) -> IssueSummary:
-    content: dict[str, Any] = json.loads(row.content or "{}")
+    content = IssueContent.load(row.content)
     counts: Counter[str] = Counter()
-    for slugs in content.get("classification", {}).values():
+    for slugs in (content.classification or {}).values():
         counts.update(slugs or [FALLBACK_SLUG])
     conclusions = {
-        language: {slug: str(report.get("conclusion", "")) for slug, report in reports.items()}
-        for language, reports in content.get("reports", {}).items()
+        language: {slug: report.conclusion for slug, report in reports.items()}
+        for language, reports in content.reports.items()
     }
     return IssueSummary(
         date=row.date,
@@ -109,5 +108,5 @@ def stored_chart(engine: Engine, date: dt.date, language: str) -> bytes | None:
         content = conn.execute(query).scalar_one_or_none()
     if content is None:
         return None
-    chart = json.loads(content).get("charts", {}).get(language)
-    return base64.b64decode(chart) if chart else None
+    stored = IssueContent.load(content)
+    return stored.chart_png(language) if language in stored.charts else None

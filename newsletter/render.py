@@ -299,7 +299,7 @@ def render_issue(
     """The e-mail for every reader of ``view``; sections are the view's non-empty categories.
 
     Raises RenderError when none of the view's categories has a paper: such a
-    reader gets no e-mail that day (``pipeline.send`` skips them before rendering).
+    reader gets no e-mail that day (``sending.send`` skips them before rendering).
     """
     context = _context(digest, view, taxonomy, links)
     longest = max(len(s["sources"]) for s in context.sections)

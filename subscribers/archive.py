@@ -3,7 +3,7 @@
 Only public issues (``newsletter.published``) and papers data are shown, never
 anything about readers. Pages are rendered on the server with autoescaped Jinja
 templates (``newsletter/templates/web/archive_*.html``) and need no JavaScript.
-An issue page in a language not built yet is built once by ``pipeline.build_digest``,
+An issue page in a language not built yet is built once by ``digest.build_digest``,
 which stores it, so a language nobody asks for costs nothing.
 """
 
@@ -24,10 +24,10 @@ from fastapi.responses import HTMLResponse
 
 from newsletter import published, search
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, paper_count, texts
 from newsletter.models import Digest, Paper
-from newsletter.pipeline import build_digest
 from newsletter.render import AUTHOR_CHARS, TITLE_CHARS, paper_url, section_context
 from newsletter.richtext import clean_line, safe_url
 from subscribers.templating import web_templates

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.db import table_of
-from newsletter.statuses import SubscriberStatus
+from newsletter.statuses import SUPPRESSED, SubscriberStatus
 from subscribers.models import Subscriber
 
 SUBSCRIBERS = table_of(Subscriber)
@@ -46,3 +46,11 @@ def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:
             yield Recipient(
                 sid, email, tuple(s for s in cats.split(",") if s), language, cadence, weekday
             )
+
+
+def count_not_mailable(engine: Engine) -> int:
+    """Readers who said no, whose address is dead, or who paused: skipped by every send."""
+    skipped = [*SUPPRESSED, SubscriberStatus.PAUSED]
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(SUBSCRIBERS.c.status.in_(skipped))
+        return int(conn.execute(query).scalar_one())

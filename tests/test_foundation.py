@@ -16,7 +16,7 @@ from newsletter.errors import ConfigurationError, InvalidInputError, UnknownCate
 from newsletter.issues import ensure_issue, get_issue
 from newsletter.models import Paper, SendResult
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import load_sample
+from newsletter.preview import load_sample
 from newsletter.settings import load_settings
 from subscribers import csv_io, readers
 
@@ -152,7 +152,7 @@ def test_languages_built_concurrently_are_all_kept(services: Services) -> None:
     """Two processes building different languages of one issue must not lose either."""
     import threading
 
-    from newsletter.pipeline import build_digest
+    from newsletter.digest import build_digest
 
     date = load_sample(services)
     assert build_digest(services, date, "ko") is not None

@@ -15,7 +15,9 @@ import pytest
 from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
-from newsletter.pipeline import build_digest, load_sample, preview, send
+from newsletter.digest import build_digest
+from newsletter.preview import load_sample, preview
+from newsletter.sending import send
 from subscribers import readers
 
 SAMPLE_DATE = dt.date(2024, 11, 22)

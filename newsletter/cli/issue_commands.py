@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     arg("--out", default="demo-output", help="output directory (default: demo-output)"),
 )
 def demo(args: argparse.Namespace) -> int:
-    from newsletter.pipeline import demo as run_demo
+    from newsletter.preview import demo as run_demo
 
     config = settings(args)
     if config.llm_model:
@@ -47,8 +47,8 @@ def demo(args: argparse.Namespace) -> int:
 def collect(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    from newsletter.collecting import collect as collect_feeds
     from newsletter.errors import ConfigurationError
-    from newsletter.pipeline import collect as collect_feeds
     from newsletter.sources.empty_days import stated_empty_dates
     from newsletter.sources.progress import RichProgress
 
@@ -86,7 +86,7 @@ def collect(args: argparse.Namespace) -> int:
     arg("--open", action="store_true", help="open the HTML in a browser"),
 )
 def preview(args: argparse.Namespace) -> int:
-    from newsletter.pipeline import preview as write_preview
+    from newsletter.preview import preview as write_preview
 
     date = parse_date(args.date)
     svc = services(args)
@@ -130,25 +130,21 @@ def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[tuple[str
     ),
 )
 def send(args: argparse.Namespace) -> int:
+    from newsletter.collecting import collect_if_missing
     from newsletter.daemon import stop_on_signals
     from newsletter.delivery import get_backend
     from newsletter.delivery.memory import MemoryBackend
     from newsletter.delivery.progress import terminal_progress
-    from newsletter.papers import has_papers_on
-    from newsletter.pipeline import collect as collect_feeds
-    from newsletter.pipeline import resolve_date
-    from newsletter.pipeline import send as send_issue
+    from newsletter.sending import send as send_issue
 
     date = parse_date(args.date)
     svc = services(args)
     # A dry run mails nobody, so it needs no credentials.
     backend = MemoryBackend() if args.dry_run else get_backend(svc.settings)
-    # Prepare what is missing: with no papers stored for the date, collect them first.
-    target = resolve_date(svc, date)
-    if target is None or not has_papers_on(svc.engine, target):
-        for source in collect_feeds(svc, date).sources:
-            if source.error:
-                print(f"source failed: {source.url}: {source.error}", file=sys.stderr)
+    collected = collect_if_missing(svc, date)
+    for source in collected.sources if collected else ():
+        if source.error:
+            print(f"source failed: {source.url}: {source.error}", file=sys.stderr)
     stop = threading.Event()
     with terminal_progress() as progress, stop_on_signals(stop):
         report = send_issue(

@@ -11,8 +11,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from newsletter.app import Services
+from newsletter.digest import build_digest
+from newsletter.issue_state import IssueContent
 from newsletter.issues import ensure_issue, get_issue, update_issue
-from newsletter.pipeline import build_digest, load_sample
+from newsletter.models import CategoryReport
+from newsletter.preview import load_sample
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 
@@ -93,18 +96,21 @@ def fake_issue(
     """An issue row as build_digest leaves it, without papers or chart: cheap list/feed data."""
     issue = ensure_issue(svc.engine, date)
     assert issue.id is not None
-    classification: dict[str, list[str]] = {}
+    classification: dict[str, tuple[str, ...]] = {}
     for slug, n in counts.items():
         for i in range(n):
-            classification[f"{date.isoformat()}-{slug}-{i}"] = [slug]
+            classification[f"{date.isoformat()}-{slug}-{i}"] = (slug,)
     reports = {
-        slug: {"conclusion": f"Conclusion about {slug} on {date.isoformat()}."} for slug in counts
+        slug: CategoryReport(
+            slug, language, (), (), (), (), f"Conclusion about {slug} on {date.isoformat()}.", n, n
+        )
+        for slug, n in counts.items()
     }
-    content = {"classification": classification, "reports": {language: reports}, "charts": {}}
+    content = IssueContent(classification=classification, reports={language: reports})
     update_issue(
         svc.engine,
         issue.id,
-        content=json.dumps(content),
+        content=content.dump(),
         status=status,
         paper_count=sum(counts.values()),
     )

@@ -14,8 +14,9 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import build_digest, load_sample
+from newsletter.preview import load_sample
 from newsletter.settings import load_settings
 from tests.fakes.browser import chromium
 from tests.fakes.webserver import free_port, newsletter_env, serve

@@ -17,8 +17,10 @@ from fastapi.testclient import TestClient
 
 from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.digest import build_digest
 from newsletter.issues import get_issue, update_issue
-from newsletter.pipeline import build_digest, load_sample, send
+from newsletter.preview import load_sample
+from newsletter.sending import send
 from newsletter.settings import load_settings
 from subscribers import readers
 from tests.fakes.llm_server import LANGUAGE, FakeLLMServer

@@ -9,10 +9,11 @@ from html.parser import HTMLParser
 from fastapi.testclient import TestClient
 
 from newsletter.app import Services
+from newsletter.digest import build_digest, render_view
 from newsletter.issues import get_issue, update_issue
 from newsletter.models import Paper, ReaderView
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import build_digest, load_sample, render_view
+from newsletter.preview import load_sample
 from subscribers import readers
 
 from .conftest import fake_issue, issue_content

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from newsletter import search
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.models import Paper
 from newsletter.papers import PAPERS, papers_on, upsert_papers
-from newsletter.pipeline import build_digest, load_sample
+from newsletter.preview import load_sample
 from newsletter.search import MAX_QUERY_CHARS, MAX_TERMS, fts5_match, parse_query, search_papers
 
 from .conftest import SAMPLE_DATE

@@ -8,9 +8,10 @@ from urllib.parse import quote
 from fastapi.testclient import TestClient
 
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.models import Paper
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import build_digest, load_sample
+from newsletter.preview import load_sample
 from newsletter.search import MAX_QUERY_CHARS, parse_query
 
 from .conftest import SAMPLE_DATE

@@ -154,8 +154,9 @@ def batch_of(rendered: RenderedIssue, envelopes: Sequence[Envelope]) -> MessageB
 @pytest.fixture(scope="session")
 def sample_issue_content(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The sample day's stored stages (classification, reports, chart), computed once."""
+    from newsletter.digest import build_digest, render_stage
     from newsletter.issues import get_issue
-    from newsletter.pipeline import build_digest, load_sample, render_stage
+    from newsletter.preview import load_sample
     from newsletter.settings import load_settings
 
     db = tmp_path_factory.mktemp("digest") / "digest.db"
@@ -176,7 +177,7 @@ def sample_issue_content(tmp_path_factory: pytest.TempPathFactory) -> str:
 def prepare_issue(svc: Services, content: str) -> int:
     """The sample's papers and stored digest in ``svc``'s database; returns the issue id."""
     from newsletter.issues import ensure_issue, update_issue
-    from newsletter.pipeline import load_sample
+    from newsletter.preview import load_sample
 
     load_sample(svc)
     issue = ensure_issue(svc.engine, SAMPLE_DATE)

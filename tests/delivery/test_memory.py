@@ -16,7 +16,7 @@ from newsletter.delivery import dispatch, ledger
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import DeliveryError, FailureBudgetExceeded
 from newsletter.models import RenderedIssue, SendResult
-from newsletter.pipeline import send
+from newsletter.sending import send
 from newsletter.statuses import DeliveryStatus, SendOutcome
 from tests.delivery.conftest import SAMPLE_DATE, add_readers, batch_of, envelope
 

@@ -1,4 +1,4 @@
-"""``pipeline.send`` end to end through real backends, on SQLite and PostgreSQL.
+"""``sending.send`` end to end through real backends, on SQLite and PostgreSQL.
 
 Every bad input of the issue is here with what must hold afterwards: who got the
 issue (read back from the SendGrid double or the SMTP sink), what the ledger
@@ -21,7 +21,7 @@ from newsletter.delivery.smtp import SMTPBackend
 from newsletter.errors import FailureBudgetExceeded
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
-from newsletter.pipeline import SendReport, send
+from newsletter.sending import SendReport, send
 from subscribers.models import Subscriber
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step

@@ -15,10 +15,10 @@ from newsletter import llm_store
 from newsletter.app import Services
 from newsletter.categories import load_taxonomy
 from newsletter.classify import ABSTRACT_CHARS, classify_llm, classify_one
+from newsletter.digest import build_digest
 from newsletter.issues import ISSUES, get_issue
 from newsletter.llm_client import LLMClient
 from newsletter.papers import upsert_papers
-from newsletter.pipeline import build_digest
 from tests.fakes.llm_server import UNSENT_ID, FakeLLMServer, Step, data_rows
 from tests.llm.helpers import DAY, day_of, paper
 

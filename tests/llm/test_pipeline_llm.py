@@ -19,9 +19,12 @@ from newsletter import llm_store
 from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.digest import build_digest
+from newsletter.issue_state import IssueContent, made_with
 from newsletter.issues import ISSUES, get_issue
 from newsletter.papers import upsert_papers
-from newsletter.pipeline import build_digest, load_sample, made_with, send
+from newsletter.preview import load_sample
+from newsletter.sending import send
 from subscribers import readers
 from tests.fakes.llm_server import FakeLLMServer, Step
 from tests.llm.helpers import DAY
@@ -126,8 +129,8 @@ def test_rerun_in_another_process_makes_no_call(
 
 
 def test_budget_cut_shows_in_the_email(make_settings: Any, llm_server: FakeLLMServer) -> None:
+    from newsletter.digest import render_view
     from newsletter.models import ReaderView
-    from newsletter.pipeline import render_view
     from tests.llm.helpers import day_of
 
     svc = Services.build(make_settings(llm_max_input_tokens=1500, language="en"))
@@ -145,14 +148,18 @@ def test_budget_cut_shows_in_the_email(make_settings: Any, llm_server: FakeLLMSe
 
 
 def test_made_with_wording() -> None:
-    def content(rules: int, extractive: list[str], models: list[str]) -> dict[str, Any]:
-        return {
-            "made": {
-                "llm": MODEL,
-                "classification": {"models": [MODEL], "rules": rules, "papers": 50},
-                "reports": {"ko": {"models": models, "extractive": extractive, "categories": 4}},
+    def content(rules: int, extractive: list[str], models: list[str]) -> IssueContent:
+        return IssueContent.model_validate(
+            {
+                "made": {
+                    "llm": MODEL,
+                    "classification": {"models": [MODEL], "rules": rules, "papers": 50},
+                    "reports": {
+                        "ko": {"models": models, "extractive": extractive, "categories": 4}
+                    },
+                }
             }
-        }
+        )
 
     assert made_with(content(0, [], [MODEL]), "ko") == MODEL
     assert (
@@ -164,9 +171,10 @@ def test_made_with_wording() -> None:
         == f"{MODEL} (offline fallback for: 2 reports)"
     )
     assert made_with(content(0, [], [MODEL]), "en") == MODEL  # no English reports yet
-    assert made_with({"made_with": "offline"}, "ko") == "offline"  # issues stored before
+    stored_before = IssueContent.load('{"made_with": "offline"}')
+    assert made_with(stored_before, "ko") == "offline"  # issues stored before
     offline = {"made": {"llm": "", "classification": {"models": [], "rules": 3}, "reports": {}}}
-    assert made_with(offline, "ko") == "offline"
+    assert made_with(IssueContent.model_validate(offline), "ko") == "offline"
 
 
 def test_llm_usage_command(

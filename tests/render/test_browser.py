@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.pipeline import DemoResult, demo
+from newsletter.preview import DemoResult, demo
 from newsletter.render import render_issue
 from newsletter.settings import load_settings
 from tests.fakes.browser import chromium

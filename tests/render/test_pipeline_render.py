@@ -20,8 +20,10 @@ import pytest
 from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.digest import build_digest, render_view
 from newsletter.models import ReaderView
-from newsletter.pipeline import build_digest, load_sample, render_view, send
+from newsletter.preview import load_sample
+from newsletter.sending import send
 from newsletter.settings import Settings, load_settings
 from subscribers import readers
 from tests.render.htmlcheck import parse
@@ -76,7 +78,7 @@ def test_reader_whose_categories_all_have_no_paper_gets_no_mail_and_the_log_says
     readers.add_active(svc.engine, svc.taxonomy, "empty@example.com", [EMPTY], "en")
     readers.add_active(svc.engine, svc.taxonomy, "nlp@example.com", [EMPTY, "nlp"], "en")
     backend = MemoryBackend()
-    with caplog.at_level(logging.INFO, logger="newsletter.pipeline"):
+    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
         first = send(svc, SAMPLE_DATE, backend)
     second = send(svc, SAMPLE_DATE, backend)
     assert [str(m["To"]) for m in backend.outbox] == ["nlp@example.com"]

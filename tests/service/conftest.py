@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from newsletter.app import Services
-from newsletter.pipeline import load_sample
+from newsletter.preview import load_sample
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 ROOT = Path(__file__).resolve().parents[2]

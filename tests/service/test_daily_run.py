@@ -26,7 +26,7 @@ from newsletter.db import make_engine
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import issue_dates
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import send
+from newsletter.sending import send
 from tests.service.conftest import SAMPLE_DATE, seed
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -192,7 +192,8 @@ def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     from newsletter import i18n
-    from newsletter.pipeline import CATCH_UP_DAYS, build_digest
+    from newsletter.collecting import CATCH_UP_DAYS
+    from newsletter.digest import build_digest
 
     seed(services, readers=1)
     papers = papers_on(services.engine, SAMPLE_DATE)[:3]

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.app import Services
+from newsletter.digest import build_digest
 from newsletter.issues import get_issue, issue_dates
-from newsletter.pipeline import build_digest, load_sample
+from newsletter.preview import load_sample
 from newsletter.settings import load_settings
 from tests.conftest import pg_schema_url
 from tests.service.conftest import SAMPLE_DATE, add_readers, cli_env, newsletter_cmd, seed

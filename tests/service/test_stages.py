@@ -6,19 +6,15 @@ import datetime as dt
 import json
 
 from newsletter.app import Services
+from newsletter.collecting import resolve_date
 from newsletter.delivery import ledger
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.digest import build_digest, render_stage
 from newsletter.issues import ensure_issue, get_issue
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import (
-    SendReport,
-    build_digest,
-    load_sample,
-    render_stage,
-    resolve_date,
-    run_once,
-    send,
-)
+from newsletter.pipeline import run_once
+from newsletter.preview import load_sample
+from newsletter.sending import SendReport, send
 from newsletter.statuses import advance
 from tests.service.conftest import add_readers, seed
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from newsletter.app import Services
 from newsletter.cli import main
-from newsletter.pipeline import collect
+from newsletter.collecting import collect
 from newsletter.sources.fetch import Fetcher
 from newsletter.sources.progress import RichProgress
 from tests.fakes.feeds import DATA, FeedServer

@@ -8,9 +8,10 @@ import json
 import sqlalchemy as sa
 
 from newsletter.app import Services
+from newsletter.collecting import collect
+from newsletter.digest import build_digest, render_view
 from newsletter.models import Paper, ReaderView
 from newsletter.papers import PAPERS, papers_on
-from newsletter.pipeline import build_digest, collect, render_view
 from newsletter.sources.collect import CollectReport, SourceStats
 from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetcher

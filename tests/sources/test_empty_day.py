@@ -9,10 +9,12 @@ from email.message import EmailMessage
 import pytest
 
 from newsletter.app import Services
+from newsletter.collecting import collect
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import get_issue, issue_dates
 from newsletter.models import Paper
-from newsletter.pipeline import collect, run_once, send
+from newsletter.pipeline import run_once
+from newsletter.sending import send
 from newsletter.sources import empty_days
 from newsletter.sources.dedup import store_papers
 from newsletter.sources.fetch import Fetcher
@@ -65,7 +67,7 @@ def test_skip_sends_nothing_and_says_why(
     svc = weekend(services, feed_server, fetcher)
     readers(svc)
     backend = MemoryBackend()
-    with caplog.at_level(logging.INFO, logger="newsletter.pipeline"):
+    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
         report = send(svc, None, backend)
     assert report.date == SATURDAY and report.sent == 0 and report.ok
     assert report.notes == [SKIP_NOTE]

@@ -24,7 +24,7 @@ from playwright.sync_api import Page
 
 from newsletter.app import Services
 from newsletter.papers import papers_on, upsert_papers
-from newsletter.pipeline import load_sample
+from newsletter.preview import load_sample
 from newsletter.settings import load_settings
 from subscribers import readers
 from tests.fakes.browser import chromium

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.cli import build_parser, main
-from newsletter.pipeline import load_sample
+from newsletter.preview import load_sample
 from subscribers import readers
 from tests.web.conftest import Web
 

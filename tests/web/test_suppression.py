@@ -9,7 +9,8 @@ import pytest
 from newsletter.cli import main
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import InvalidInputError
-from newsletter.pipeline import load_sample, send
+from newsletter.preview import load_sample
+from newsletter.sending import send
 from subscribers import csv_io, readers, recipients
 from tests.web.conftest import Web, link_path
 

@@ -8,10 +8,11 @@ from email.message import EmailMessage
 
 from newsletter.app import Services
 from newsletter.delivery.memory import MemoryBackend
+from newsletter.issue_state import IssueContent
 from newsletter.issues import get_issue, update_content
 from newsletter.models import Paper
 from newsletter.papers import upsert_papers
-from newsletter.pipeline import send
+from newsletter.sending import send
 from newsletter.weekly import is_due, window_start
 from subscribers import readers
 
@@ -172,7 +173,7 @@ def test_weekly_reader_gets_no_empty_day_note(services: Services) -> None:
 
 def test_weekly_digest_reuses_each_days_classification(services: Services) -> None:
     """A day's stored classification is what the week uses; a day without one is classified."""
-    from newsletter.pipeline import build_digest, build_weekly_digest
+    from newsletter.digest import build_digest, build_weekly_digest
 
     ids = {day(n): add_papers(services, day(n)) for n in range(5)}
     assert build_digest(services, MONDAY) is not None
@@ -180,11 +181,13 @@ def test_weekly_digest_reuses_each_days_classification(services: Services) -> No
     assert monday is not None and monday.id is not None
     # The operator's (or a model's) word for Monday: its security paper is about vision too.
     security = ids[MONDAY][1]
-    update_content(
-        services.engine,
-        monday.id,
-        lambda content: content["classification"].update({security: ["computer-vision"]}),
-    )
+
+    def relabel(content: IssueContent) -> IssueContent:
+        assert content.classification is not None
+        content.classification[security] = ("computer-vision",)
+        return content
+
+    update_content(services.engine, monday.id, relabel)
     week = build_weekly_digest(services, day(4), "en")
     assert week is not None and week.period_start == day(-2) and week.paper_count == 10
     vision = week.section("computer-vision")
@@ -196,8 +199,8 @@ def test_weekly_digest_reuses_each_days_classification(services: Services) -> No
 
 
 def test_weekly_rendering_says_weekly_and_keeps_its_chart_inline(services: Services) -> None:
+    from newsletter.digest import build_weekly_digest, render_view
     from newsletter.models import ReaderView
-    from newsletter.pipeline import build_weekly_digest, render_view
 
     add_papers(services, MONDAY)
     hosted = Services(
