@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SendReport:
+    """What one send did, in counts of readers, and notes for the operator."""
+
     date: dt.date | None
     sent: int = 0
     skipped: int = 0
@@ -65,6 +67,7 @@ class SendReport:
 
 
 def list_headers(links: dict[str, str]) -> dict[str, str]:
+    """One-click unsubscribe headers (RFC 8058) for a reader's signed links."""
     return {
         "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
