@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from newsletter.app import Services
+from newsletter.collecting import collect
 from newsletter.errors import SourceError
-from newsletter.pipeline import collect
 from newsletter.sources.collect import SourceStats
 from newsletter.sources.fetch import Fetcher, host_key
 from tests.fakes.feeds import FeedServer, Reply, SilentServer

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 
 from newsletter.app import Services
+from newsletter.collecting import collect
 from newsletter.errors import SourceError
 from newsletter.papers import papers_on
-from newsletter.pipeline import collect
 from newsletter.sources.collect import parse_feed
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import DATA, FeedServer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from newsletter.app import Services
-from newsletter.pipeline import collect
+from newsletter.collecting import collect
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import JSON, FeedServer, Reply
 from tests.sources.conftest import configured

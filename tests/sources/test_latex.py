@@ -8,10 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter.app import Services
+from newsletter.collecting import collect
+from newsletter.digest import build_digest, render_view
 from newsletter.latex import readable
 from newsletter.models import ReaderView
 from newsletter.papers import PAPERS, papers_on
-from newsletter.pipeline import build_digest, collect, render_view
 from newsletter.search import ensure_index, parse_query, search_papers
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import FeedServer
