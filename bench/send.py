@@ -118,6 +118,7 @@ def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None
     import sqlalchemy as sa
 
     from newsletter.app import Services
+    from newsletter.db import table_of
     from newsletter.digest import build_digest, render_stage
     from newsletter.preview import load_sample
     from subscribers.models import Subscriber
@@ -130,7 +131,7 @@ def prepare(url: str, double: str, readers: int, sets: int, domain: str) -> None
         render_stage(svc, digest)
         slugs = [s for s in svc.taxonomy.slugs if s in digest.slugs]
         combos = [c for n in (1, 2, 3) for c in itertools.combinations(slugs, n)][:sets]
-        table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+        table = table_of(Subscriber)
         with svc.engine.begin() as conn:
             for start in range(0, readers, 10_000):
                 conn.execute(

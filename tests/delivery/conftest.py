@@ -198,9 +198,10 @@ def add_readers(
     status: str = "active",
 ) -> list[int]:
     """``count`` readers spread round-robin over ``category_sets``; returns their ids."""
+    from newsletter.db import table_of
     from subscribers.models import Subscriber
 
-    table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = table_of(Subscriber)
     now = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = [
         {

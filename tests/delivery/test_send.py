@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter.app import Services
+from newsletter.db import table_of
 from newsletter.delivery import dispatch, ledger
 from newsletter.delivery.base import MailBackend
 from newsletter.delivery.memory import MemoryBackend
@@ -283,7 +284,7 @@ def test_readers_of_a_crashed_run_are_never_mailed_twice(
     """A run that dies after claiming: its rows read as unknown, nobody gets it again."""
     svc = delivery_services
     ids = add_readers(svc, 6, SETS)
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = table_of(Subscriber)
     with svc.engine.connect() as conn:
         emails = dict(conn.execute(sa.select(table.c.id, table.c.email)).all())
     ledger.claim(svc.engine, issue_id(svc), [(i, "nlp") for i in ids[:2]])  # no live run owns them

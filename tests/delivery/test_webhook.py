@@ -180,9 +180,10 @@ def test_a_replayed_event_changes_nothing(
     assert post(client, signer, [unsubscribe]).json()["applied"] == 1
     # The reader subscribes again and confirms; then the old event is replayed.
     with svc.engine.begin() as conn:
+        from newsletter.db import table_of
         from subscribers.models import Subscriber
 
-        table = Subscriber.__table__  # type: ignore[attr-defined]
+        table = table_of(Subscriber)
         conn.execute(table.update().where(table.c.id == a).values(status="active"))
     answer = post(client, signer, [unsubscribe])
     assert answer.json() == {"applied": 0, "duplicates": 1, "ignored": 0}
