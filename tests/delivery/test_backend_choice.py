@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.app import Services
+from newsletter.cli import main
 from newsletter.delivery import BUILTIN, get_backend
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.file import FileBackend
@@ -14,6 +16,7 @@ from newsletter.errors import ConfigurationError
 from newsletter.models import SendResult
 from newsletter.settings import BUILTIN_BACKENDS, Settings, load_settings
 from newsletter.statuses import SendOutcome
+from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
 HERE = __name__  # this module, importable as tests.delivery.test_backend_choice
 
@@ -95,3 +98,31 @@ def test_a_backend_named_by_its_class_refuses_the_development_secret(tmp_path: P
     settings = load_settings(mail_backend=f"{HERE}:PigeonBackend", feeds=[])
     with pytest.raises(ConfigurationError, match="NEWSLETTER_SECRET_KEY"):
         get_backend(settings)
+
+
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, backend: str) -> None:
+    for key, value in {
+        "DATABASE_URL": database_url,
+        "MAIL_BACKEND": backend,
+        "SECRET_KEY": "s" * 40,
+        "FROM_EMAIL": "news@example.org",
+        "FEEDS": "[]",
+    }.items():
+        monkeypatch.setenv(f"NEWSLETTER_{key}", value)
+
+
+def test_send_through_a_backend_named_by_its_class(
+    delivery_services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_readers(delivery_services, 3)
+    cli_env(monkeypatch, delivery_services.settings.database_url, f"{HERE}:PigeonBackend")
+    assert main(["send", "--date", SAMPLE_DATE.isoformat()]) == 0
+    assert capsys.readouterr().out.startswith("sent: 3,")
+
+
+def test_send_with_a_broken_backend_path_exits_2_and_says_why(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli_env(monkeypatch, sqlite_url, "no_such_package.mail:Backend")
+    assert main(["send", "--date", SAMPLE_DATE.isoformat()]) == 2
+    assert "cannot import module 'no_such_package.mail'" in capsys.readouterr().err
