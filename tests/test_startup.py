@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.startup import HEAVY
 from newsletter.app import Services
 from newsletter.settings import Settings
 
-HEAVY = (
-    "httpx",
-    "feedparser",
-    "litellm",
-    "matplotlib",
-    "mjml",
-    "premailer",
-    "alembic",
-    "newsletter.pipeline",
-    "newsletter.llm",
-)
-
+#: Prints the heavy modules loaded after the command ran, then exits with its code.
 PROBE = """
 import sys
 from newsletter.cli import main
