@@ -60,7 +60,7 @@ class RunRecord:
     started_at: dt.datetime
     finished_at: dt.datetime | None
     date: dt.date | None
-    outcome: str
+    outcome: RunOutcome
     detail: str
 
     def as_json(self) -> dict[str, object]:
@@ -147,7 +147,7 @@ def recent_runs(engine: Engine, limit: int = 5) -> list[RunRecord]:
             started_at=r.started_at,
             finished_at=r.finished_at,
             date=r.date,
-            outcome=r.outcome,
+            outcome=RunOutcome(r.outcome),
             detail=r.detail,
         )
         for r in rows
