@@ -37,6 +37,8 @@ ABSTRACT_CHARS = 400
 #: Output tokens allowed per paper of a batch (one label is ~25), plus a little slack.
 TOKENS_PER_PAPER = 40
 TOKENS_SLACK = 60
+#: A batch at least this big whose papers all get the same labels was not read paper by paper.
+SAME_LABELS_MIN = 5
 #: Rules points that count as strong evidence (e.g. the primary class and a keyword in the title
 #: and the abstract).
 STRONG_EVIDENCE = 6.0
@@ -168,9 +170,11 @@ def judge(answer: ClassificationAnswer, batch: Sequence[Paper], taxonomy: Taxono
             continue
         if slugs:
             labels[arxiv_id] = taxonomy.order(slugs)
-    firsts = [answer_slugs[0] for answer_slugs in _in_order(labels, answer, sent)]
-    if follows_taxonomy_order(firsts, taxonomy):
+    ordered = _in_order(labels, answer, sent)
+    if follows_taxonomy_order([slugs[0] for slugs in ordered], taxonomy):
         return Verdict({}, "the labels follow the order of the category list, not the papers")
+    if len(ordered) >= SAME_LABELS_MIN and len(set(ordered)) == 1:
+        return Verdict({}, f"all {len(ordered)} papers got the same categories {ordered[0]}")
     missing = len(sent) - len(labels) - sum(1 for p in problems if "categories" in p)
     if missing > 0:
         problems.append(f"{missing} of the {len(sent)} papers were missing")

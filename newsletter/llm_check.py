@@ -27,7 +27,7 @@ from newsletter.llm_answers import AnswerRejected, parse_answer
 from newsletter.llm_client import LLMClient
 from newsletter.llm_prompts import render_prompt
 from newsletter.llm_quality import calibration_set, stored
-from newsletter.report_llm import ReportAnswer, language_name, report_check
+from newsletter.report_llm import ReportAnswer, language_name, report_check, report_schema
 from newsletter.report_llm import output_cap as report_cap
 from newsletter.settings import Settings
 
@@ -168,7 +168,7 @@ def _tiny_report(
         papers=[{"id": p.arxiv_id, "title": p.title, "abstract": p.abstract} for p in papers],
         total=len(papers),
     )
-    schema = json.loads(json.dumps(ReportAnswer.model_json_schema()))
+    schema = report_schema()
     try:
         reply = send(
             prompt.messages(), report_cap(language), schema if result.schema_mode else None

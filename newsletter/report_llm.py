@@ -15,6 +15,7 @@ other arXiv id is removed from it before it is stored.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import unicodedata
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 from newsletter.categories import Category
 from newsletter.errors import LLMError, LLMInvalid, LLMTimeout
 from newsletter.llm import token_count
-from newsletter.llm_answers import AnswerRejected, sections
+from newsletter.llm_answers import AnswerRejected, answer_schema, sections
 from newsletter.llm_client import LLMClient, Mode
 from newsletter.llm_prompts import Prompt, data_json, render_prompt
 from newsletter.models import CategoryReport, NotablePaper, Paper
@@ -36,15 +37,15 @@ log = logging.getLogger(__name__)
 
 MAX_NOTABLE = 5
 #: Characters of each abstract a report sees; the budget decides how many papers fit.
-REPORT_ABSTRACT_CHARS = 1500
+REPORT_ABSTRACT_CHARS = 800
 #: Tokens kept free of the input budget for the prompt's own text around the papers.
 BUDGET_MARGIN = 64
 MAX_ITEMS = 8
 #: A timeout halves the papers a report covers, down to this many.
 MIN_PAPERS = 3
 #: Output cap of a report (five short parts); scripts other than Latin take more tokens.
-REPORT_TOKENS = 900
-NON_LATIN_FACTOR = 1.8
+REPORT_TOKENS = 600
+NON_LATIN_FACTOR = 1.5
 #: Share of a notable line found word for word in its paper's abstract that makes it a copy.
 COPY_SHARE = 0.8
 
@@ -93,6 +94,18 @@ class ReportAnswer(BaseModel):
     findings: list[str]
     notable: list[NotableAnswer]
     conclusion: str
+
+
+#: Most items each list part may have in a schema-bound answer (the prompt asks for fewer).
+_MAX_ITEMS = {"themes": 6, "keywords": 8, "findings": 5, "notable": 5}
+
+
+def report_schema() -> dict[str, Any]:
+    """ReportAnswer's schema with every list capped, so a looping model stops early."""
+    schema = answer_schema(ReportAnswer)
+    for part, most in _MAX_ITEMS.items():
+        schema["properties"][part]["maxItems"] = most
+    return schema
 
 
 def language_name(code: str) -> str:
@@ -144,27 +157,69 @@ def copies(line: str, paper: Paper) -> bool:
     return match.size >= COPY_SHARE * len(mine)
 
 
-def report_check(language: str, papers: Sequence[Paper]) -> Callable[[ReportAnswer], None]:
-    """The language check, then: cites its own papers, and notable lines are not copies."""
-    in_language = language_check(language)
+def copied_items(answer: ReportAnswer, papers: Sequence[Paper]) -> tuple[set[int], set[int]]:
+    """Indexes of the findings and notable entries that copy a cited paper's title or abstract."""
     by_id = {p.arxiv_id: p for p in papers}
+
+    def copy_of_cited(text: str, ids: set[str]) -> bool:
+        return any(copies(text, by_id[i]) for i in ids if i in by_id)
+
+    findings = {
+        i
+        for i, f in enumerate(answer.findings)
+        if copy_of_cited(f, {m.group(1) for m in _ARXIV_ID.finditer(f)})
+    }
+    notable = {
+        i
+        for i, n in enumerate(answer.notable)
+        if copy_of_cited(n.line, {_base_id(n.arxiv_id)}) or copies(n.line, _title_only(n, by_id))
+    }
+    return findings, notable
+
+
+def _title_only(item: NotableAnswer, by_id: Mapping[str, Paper]) -> Paper:
+    paper = by_id.get(_base_id(item.arxiv_id))
+    return paper if paper is not None else Paper("", "", "", (), dt.date(2000, 1, 1))
+
+
+def without_copies(answer: ReportAnswer, papers: Sequence[Paper]) -> ReportAnswer:
+    """The answer without findings or notable entries that copy a paper's words."""
+    findings, notable = copied_items(answer, papers)
+    if findings or notable:
+        log.info(
+            "dropped %d findings and %d notable lines copied from papers",
+            len(findings),
+            len(notable),
+        )
+    return answer.model_copy(
+        update={
+            "findings": [f for i, f in enumerate(answer.findings) if i not in findings],
+            "notable": [n for i, n in enumerate(answer.notable) if i not in notable],
+        }
+    )
+
+
+def report_check(language: str, papers: Sequence[Paper]) -> Callable[[ReportAnswer], None]:
+    """The language check, then: what is left without copied entries cites its own papers."""
+    in_language = language_check(language)
+    own = {p.arxiv_id for p in papers}
 
     def check(answer: ReportAnswer) -> None:
         in_language(answer)
-        cited = {m.group(1) for f in answer.findings for m in _ARXIV_ID.finditer(f)}
-        cited |= {_base_id(n.arxiv_id) for n in answer.notable}
-        if not cited & set(by_id):
+        kept = without_copies(answer, papers)
+        cited = {m.group(1) for f in kept.findings for m in _ARXIV_ID.finditer(f)}
+        cited |= {_base_id(n.arxiv_id) for n in kept.notable}
+        if cited & own:
+            return
+        if len(kept.findings) + len(kept.notable) < len(answer.findings) + len(answer.notable):
             raise AnswerRejected(
-                "the report cites none of its papers; cite them by the ids in the data block, "
-                "e.g. [" + next(iter(by_id), "2411.01234") + "]"
+                "the findings and notable lines copy the papers' titles or abstracts; say in "
+                "your own words, one short sentence each, what is new, citing the paper's id"
             )
-        for item in answer.notable:
-            paper = by_id.get(_base_id(item.arxiv_id))
-            if paper is not None and copies(item.line, paper):
-                raise AnswerRejected(
-                    f"the notable line for {paper.arxiv_id} copies its title or abstract; "
-                    "say in your own words, in one sentence, what is new"
-                )
+        raise AnswerRejected(
+            "the report cites none of its papers; cite them by the ids in the data block, "
+            "e.g. [" + next(iter(own), "2411.01234") + "]"
+        )
 
     return check
 
@@ -358,6 +413,7 @@ def llm_report(
                     ReportAnswer,
                     check,
                     max_tokens=output_cap(language),
+                    json_schema=report_schema(),
                     mode=mode,
                     parse=parse_text if mode == "text" else None,
                     repair=step == 0,
@@ -375,6 +431,7 @@ def llm_report(
             except LLMInvalid as exc:
                 failure = exc
                 break
-            return from_answer(answer.value, category, papers, language, covered, answer.model)
+            kept = without_copies(answer.value, papers)
+            return from_answer(kept, category, papers, language, covered, answer.model)
     assert failure is not None
     raise failure

@@ -52,10 +52,10 @@ def test_check_fails_for_a_model_that_cannot_answer(
     env: pytest.MonkeyPatch, llm_server: FakeLLMServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("NEWSLETTER_LANGUAGE", "en")
-    llm_server.script(Step("loop"), Step("copied", task="report"))
+    llm_server.script(Step("loop"), Step("no_citation", task="report"))
     assert main(["llm", "check"]) == 1
     text = capsys.readouterr().out
-    assert "UNUSABLE" in text and "output cap" in text and "copies its title" in text
+    assert "UNUSABLE" in text and "output cap" in text and "cites none of its papers" in text
 
 
 def test_check_fails_when_the_server_is_down(

@@ -172,17 +172,26 @@ def test_one_slot_server_drops_concurrency_to_one(
     assert not client.down()
 
 
-def test_a_report_must_cite_its_papers_and_not_copy_them(
+def test_copied_notable_lines_are_dropped(
+    build: Callable[..., LLMClient], llm_server: FakeLLMServer
+) -> None:
+    papers = day_of(4)
+    llm_server.script(Step("copied", task="report"))
+    report = llm_report(TAXONOMY.get("nlp"), papers, "en", build())
+    assert report.made_by == MODEL and llm_server.count == 1
+    assert report.notable == ()  # every notable line was an abstract copied
+    assert report.findings  # the findings are the model's own and cite their papers
+
+
+def test_a_report_that_cites_nothing_climbs_the_ladder(
     build: Callable[..., LLMClient], llm_server: FakeLLMServer
 ) -> None:
     client = build()
-    llm_server.script(Step("copied", task="report"), Step("no_citation", task="report"))
+    llm_server.script(*[Step("no_citation", task="report")] * 2)
     report = llm_report(TAXONOMY.get("nlp"), day_of(4), "en", client)
     assert report.made_by == MODEL
-    problems = [s.user for s in llm_server.seen[1:]]
-    assert "copies its title or abstract" in problems[0]
-    # the repair answer cited nothing: the ladder goes on to JSON in the prompt
-    assert "response_format" not in llm_server.seen[2].body
+    assert "cites none of its papers" in llm_server.seen[1].user  # the repair turn
+    assert "response_format" not in llm_server.seen[2].body  # then JSON in the prompt
     assert outcomes(client) == ["invalid", "invalid", "ok"]
 
 
