@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.db import table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RunClaim(SQLModel, table=True):
     claimed_at: dt.datetime = Field(default_factory=utcnow)
 
 
-CLAIMS = RunClaim.__table__  # type: ignore[attr-defined]
+CLAIMS = table_of(RunClaim)
 
 
 def owner_id() -> str:

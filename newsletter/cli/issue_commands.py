@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from newsletter.cli.common import out, parse_date, services, settings
 from newsletter.cli.registry import DATE, JSON, arg, command
 from newsletter.errors import InvalidInputError
+from newsletter.statuses import DeliveryStatus
 
 if TYPE_CHECKING:
     from newsletter.app import Services
@@ -169,7 +170,7 @@ def send(args: argparse.Namespace) -> int:
     "deliveries",
     "list an issue's deliveries per reader",
     arg("--date", help="issue date YYYY-MM-DD (default: the newest with deliveries)"),
-    arg("--status", choices=("unknown", "failed", "sent", "deferred", "sending")),
+    arg("--status", choices=[s.value for s in DeliveryStatus]),
     JSON,
 )
 def deliveries(args: argparse.Namespace) -> int:
