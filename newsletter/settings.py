@@ -6,6 +6,7 @@ environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from newsletter.errors import ConfigurationError
 
 DEV_SECRET_KEY = "dev-insecure-secret-change-me"
+#: Keys anyone can read (the built-in one, .env.example's placeholder): never serve with them.
+PUBLISHED_SECRET_KEYS = frozenset({DEV_SECRET_KEY, "replace-with-a-long-random-value"})
+#: A shorter key is within reach of guessing; `secrets.token_urlsafe(48)` gives 64 characters.
+MIN_SECRET_KEY_LENGTH = 32
+_KEY_HINT = "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
 
 DEFAULT_FEEDS = [
     "https://rss.arxiv.org/rss/cs.AI+cs.CL+cs.CV+cs.LG+cs.CR+cs.RO+stat.ML",
@@ -161,9 +167,42 @@ class Settings(BaseSettings):
         if self.uses_real_mail and self.secret_key == DEV_SECRET_KEY:
             raise ConfigurationError(
                 "NEWSLETTER_SECRET_KEY is the development default; set a long random value "
-                "before sending real mail (e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'`)"
+                f"before sending real mail {_KEY_HINT}"
             )
+
+    def require_serving_secret(self, host: str) -> None:
+        """Refuse to serve the web app beyond this machine with a key anyone can forge links with.
+
+        Whoever knows the key signs manage links for any reader id: they list readers'
+        addresses and unsubscribe them. The built-in key is in the source, so ``serve`` and
+        ``start`` bound to anything but loopback need a key of their own, as do the old
+        keys still accepted. On loopback (a laptop, ``demo``) the built-in key is allowed.
+        """
+        if is_loopback(host):
+            return
+        for name, key in [("SECRET_KEY", self.secret_key)] + [
+            ("OLD_SECRET_KEYS", old) for old in self.old_secret_keys
+        ]:
+            if key in PUBLISHED_SECRET_KEYS:
+                problem = "is a published placeholder (anyone can sign links with it)"
+            elif len(key) < MIN_SECRET_KEY_LENGTH:
+                problem = f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+            else:
+                continue
+            raise ConfigurationError(
+                f"NEWSLETTER_{name} {problem}; the web app on {host} would accept forged "
+                f"links. Set a long random value {_KEY_HINT}, or listen on 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[] ")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from newsletter.cli.common import configure_logging, out, services
+from newsletter.cli.common import configure_logging, out, services, settings
 from newsletter.cli.registry import HOST, JSON, PORT, arg, command
 
 
@@ -18,10 +18,13 @@ from newsletter.cli.registry import HOST, JSON, PORT, arg, command
     log_level=logging.INFO,
 )
 def serve(args: argparse.Namespace) -> int:
+    from newsletter.app import Services
     from subscribers.server import build_server
     from subscribers.web_app import create_app
 
-    build_server(create_app(services(args)), args.host, args.port).run()
+    loaded = settings(args)
+    loaded.require_serving_secret(args.host)
+    build_server(create_app(Services.build(loaded)), args.host, args.port).run()
     return 0
 
 
@@ -42,6 +45,8 @@ def start(args: argparse.Namespace) -> int:
     from newsletter.settings import load_settings
 
     settings = load_settings()
+    if not args.no_web:
+        settings.require_serving_secret(args.host)
     if not args.no_scheduler:
         parse_trigger(settings.schedule, settings.timezone)
     configure_logging(args.debug, settings.log_format, args.log_level)

@@ -7,14 +7,17 @@ credential in every log collector.
 
 from __future__ import annotations
 
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from newsletter.errors import ConfigurationError
+from newsletter.settings import DEV_SECRET_KEY, load_settings
 from subscribers.tokens import Signer
-from tests.service.conftest import cli_env
+from tests.service.conftest import cli_env, newsletter_cmd
 from tests.service.test_processes import Proc, free_port, procs, wait_for
 
 __all__ = ["procs"]  # the fixture, shared with the process tests
@@ -70,3 +73,60 @@ def test_debug_web_server_logs_no_token_and_sends_no_server_header(
     assert "/manage/[token]" in log and "/unsubscribe/[token]" in log
     for token in tokens.values():
         assert token not in log
+
+
+FORGED_KEY_ENVS = {
+    # As the probe found it: no key at all, the default file backend.
+    "built-in key": {},
+    "deploy/.env.example's placeholder": {
+        "NEWSLETTER_SECRET_KEY": "replace-with-a-long-random-value"
+    },
+    "short key": {"NEWSLETTER_SECRET_KEY": "short-but-secret"},
+    "built-in key still accepted as an old key": {
+        "NEWSLETTER_SECRET_KEY": "web-server-test-secret-key-0123456789",
+        "NEWSLETTER_OLD_SECRET_KEYS": "dev-insecure-secret-change-me",
+    },
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("case", sorted(FORGED_KEY_ENVS))
+def test_web_server_beyond_loopback_refuses_a_key_anyone_can_sign_with(
+    command: str, case: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    """``serve`` on 0.0.0.0 with the key in the source accepted forged manage links."""
+    env = cli_env(sqlite_url, tmp_path, **FORGED_KEY_ENVS[case])
+    if case == "built-in key":
+        env.pop("NEWSLETTER_SECRET_KEY", None)
+    args = [*COMMANDS[command][1:], "--host", "0.0.0.0", "--port", str(free_port())]
+    result = subprocess.run(
+        newsletter_cmd(*args), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "would accept forged links" in result.stderr
+    assert "NEWSLETTER_" in result.stderr and "127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.10", False),
+        ("news.example.com", False),
+    ],
+)
+def test_the_built_in_key_serves_on_loopback_only(host: str, allowed: bool) -> None:
+    settings = load_settings(feeds=[])
+    assert settings.secret_key == DEV_SECRET_KEY
+    if allowed:
+        settings.require_serving_secret(host)
+    else:
+        with pytest.raises(ConfigurationError, match="forged links"):
+            settings.require_serving_secret(host)
+    load_settings(feeds=[], secret_key="k" * 32).require_serving_secret(host)
