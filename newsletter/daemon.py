@@ -170,7 +170,7 @@ def _start_web(
 
     app = create_app(svc)
     app.state.scheduler = sched
-    server = build_server(app, host, port)
+    server = build_server(app, host, port, svc.settings.trusted_proxies)
     # In a thread uvicorn installs no signal handlers: ours (stop_on_signals) stay in charge.
     thread = threading.Thread(target=_run_web, args=(server,), name="web", daemon=True)
     thread.start()

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # Rate limits of the public subscribe form, in `limits` notation ("10/minute").
     subscribe_rate_ip: str = "10/minute"
     subscribe_rate_address: str = "3/hour"
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For/-Proto name the client;
+    # empty = trust no one's headers (the connecting address is the client).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     language: str = "ko"
     schedule: str = "0 7 * * *"
     timezone: str = "Asia/Seoul"
@@ -127,7 +130,7 @@ class Settings(BaseSettings):
     run_retry_seconds: float = Field(default=30.0, ge=0)
     chart_mode: Literal["inline", "hosted"] = "inline"
 
-    @field_validator("feeds", "llm_fallbacks", "old_secret_keys", mode="before")
+    @field_validator("feeds", "llm_fallbacks", "old_secret_keys", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -139,6 +142,18 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or CIDR (e.g. 10.0.0.5, 10.0.0.0/8)"
+                ) from exc
         return value
 
     @field_validator("mail_backend")

@@ -7,13 +7,17 @@ command containers and units run, once logged link tokens and announced its serv
   JSON, shown with ``--debug``), and link tokens are cut out of it: a manage or
   unsubscribe token is a bearer credential, and logs travel to collectors;
 - no ``Server`` header (it only tells a scanner what to try);
-- ``X-Forwarded-For``/``-Proto`` are trusted from the local proxy only (uvicorn's
-  default ``forwarded_allow_ips``), so a reverse proxy on the same host works as is.
+- ``X-Forwarded-For``/``-Proto`` are trusted only from the proxies named in
+  NEWSLETTER_TRUSTED_PROXIES (addresses or CIDRs), by default from none. uvicorn's own
+  default trusts loopback, which let any local client pick its address, and so its
+  subscribe allowance, by writing the header; and a proxy that is not on loopback
+  (compose, Kubernetes) made every reader share the proxy's one allowance.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from subscribers.tokens import redact_token_paths
@@ -38,8 +42,13 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def build_server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
+def build_server(
+    app: ASGIApp, host: str, port: int, trusted_proxies: Sequence[str] = ()
+) -> uvicorn.Server:
     """The uvicorn server for ``app`` on ``host:port``, with the policy above.
+
+    ``trusted_proxies`` (``Settings.trusted_proxies``): the only peers whose forwarded
+    headers name the client; empty, the connecting address is the client.
 
     The caller configures logging (``newsletter.logs.configure_logging``) and runs it:
     ``server.run()`` in the main thread (``serve``), or in a thread whose shutdown it
@@ -56,7 +65,8 @@ def build_server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
         port=port,
         # None: uvicorn leaves logging alone, so its records reach our handler and format.
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies),
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )

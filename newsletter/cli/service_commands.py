@@ -24,7 +24,8 @@ def serve(args: argparse.Namespace) -> int:
 
     loaded = settings(args)
     loaded.require_serving_secret(args.host)
-    build_server(create_app(Services.build(loaded)), args.host, args.port).run()
+    app = create_app(Services.build(loaded))
+    build_server(app, args.host, args.port, loaded.trusted_proxies).run()
     return 0
 
 

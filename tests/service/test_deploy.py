@@ -114,6 +114,16 @@ def test_kubernetes_cronjob_and_deployment() -> None:
     assert pod["terminationGracePeriodSeconds"] > 30
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert load_settings(trusted_proxies=env["NEWSLETTER_TRUSTED_PROXIES"]).trusted_proxies
+
+
+def test_compose_trusts_forwarded_headers_from_docker_networks_only() -> None:
+    [compose] = load_yaml("compose.yaml")
+    value = compose["services"]["app"]["environment"]["NEWSLETTER_TRUSTED_PROXIES"]
+    default = re.fullmatch(r"\$\{NEWSLETTER_TRUSTED_PROXIES:-(.+)\}", value)
+    assert default is not None
+    assert load_settings(trusted_proxies=default.group(1)).trusted_proxies == ["172.16.0.0/12"]
 
 
 def _env_example() -> tuple[set[str], dict[str, str]]:
