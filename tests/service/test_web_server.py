@@ -180,5 +180,5 @@ def test_trusted_proxies_must_be_addresses_or_networks() -> None:
         "10.1.0.0/16",
         "::1",
     ]
-    with pytest.raises(ConfigurationError, match="NEWSLETTER_TRUSTED_PROXIES.*not an IP"):
+    with pytest.raises(ConfigurationError, match=r"NEWSLETTER_TRUSTED_PROXIES.*not an IP"):
         load_settings(trusted_proxies="proxy.internal")
