@@ -14,6 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from newsletter.app import Services
+from newsletter.delivery.addresses import has_utf8_local_part
 from newsletter.delivery.base import MailBackend
 from newsletter.errors import InvalidInputError, NewsletterError
 from subscribers.mails import MailKind, link_batch, render_link_mail
@@ -88,6 +89,13 @@ def subscribe_form(request: Request) -> Response:
     )
 
 
+def _accepts_utf8(app: FastAPI) -> bool:
+    """Whether the mail backend can deliver to a non-ASCII local part (SMTPUTF8)."""
+    backend: MailBackend = app.state.backend
+    with app.state.mail_lock:
+        return backend.accepts_utf8_local_parts()
+
+
 @router.post("/subscribe", response_class=HTMLResponse)
 def subscribe(request: Request, background: BackgroundTasks, form: ParsedForm) -> Response:
     svc = services_of(request)
@@ -106,6 +114,9 @@ def subscribe(request: Request, background: BackgroundTasks, form: ParsedForm) -
         address = normalize_email(raw_email)
     except InvalidInputError:
         errors.append(t["email_too_long"] if len(raw_email.strip()) > 320 else t["invalid_email"])
+    else:
+        if has_utf8_local_part(address) and not _accepts_utf8(request.app):
+            errors.append(t["utf8_local_part"])
     categories, language, choice_errors = validate_choices(svc.taxonomy, form, t, "no_categories")
     errors += choice_errors
     if errors:

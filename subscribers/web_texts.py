@@ -75,6 +75,10 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "bad_request_body": "The request could not be understood.",
         "invalid_email": "Please enter a valid e-mail address, like name@example.com.",
         "email_too_long": "That address is too long (320 characters at most).",
+        "utf8_local_part": (
+            "Our mail server cannot deliver to an address with non-Latin letters before "
+            "the @; please use another address."
+        ),
         "no_categories": "Choose at least one category.",
         "no_categories_manage": "Choose at least one category, or unsubscribe.",
         "unknown_category": "Unknown category: {names}. Choose from the list.",
@@ -193,6 +197,10 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "bad_request_body": "요청을 이해할 수 없습니다.",
         "invalid_email": "올바른 이메일 주소를 입력해 주세요 (예: name@example.com).",
         "email_too_long": "주소가 너무 깁니다 (최대 320자).",
+        "utf8_local_part": (
+            "메일 서버가 @ 앞에 로마자가 아닌 문자가 있는 주소로는 보낼 수 없습니다. "
+            "다른 주소를 입력해 주세요."
+        ),
         "no_categories": "구독할 분야를 하나 이상 선택해 주세요.",
         "no_categories_manage": "분야를 하나 이상 선택하거나 구독을 취소해 주세요.",
         "unknown_category": "알 수 없는 분야입니다: {names}. 목록에서 선택해 주세요.",

@@ -62,6 +62,14 @@ class MailBackend(abc.ABC):
         """The backend configured by ``settings``; a backend with options overrides this."""
         return cls(settings.from_email, settings.from_name)
 
+    def accepts_utf8_local_parts(self) -> bool:
+        """Whether a non-ASCII local part (``jörg@example.com``) can be mailed (SMTPUTF8).
+
+        No by default: SendGrid's API and most relays refuse such addresses, so the
+        subscribe form refuses them rather than confirm a reader who never gets mail.
+        """
+        return False
+
     def open(self) -> None:  # noqa: B027  (optional hook)
         """Acquire connections; the default backend needs none."""
 

@@ -38,10 +38,16 @@ class _Rule:
 
 
 class MemoryBackend(MailBackend):
+    #: As an SMTP server announcing SMTPUTF8 would answer; a test sets it.
+    utf8_local_parts = False
+
     def __init__(self, from_email: str = "newsletter@localhost", from_name: str = "") -> None:
         super().__init__(from_email, from_name)
         self.outbox: list[EmailMessage] = []
         self._rules: list[_Rule] = []
+
+    def accepts_utf8_local_parts(self) -> bool:
+        return self.utf8_local_parts
 
     def script(self, pattern: str, answer: SendOutcome | Exception, error: str = "") -> None:
         """Answer ``answer`` for recipients matching ``pattern`` (or raise it, an exception)."""

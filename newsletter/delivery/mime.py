@@ -10,6 +10,7 @@ import email.policy
 import email.utils
 from email.message import EmailMessage
 
+from newsletter.delivery.addresses import has_utf8_local_part, wire_address
 from newsletter.delivery.base import Envelope, MessageBatch, personalize
 
 
@@ -17,12 +18,15 @@ def build_mime(
     batch: MessageBatch, envelope: Envelope, from_email: str, from_name: str
 ) -> EmailMessage:
     html, text = personalize(batch, envelope)
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = email.utils.formataddr((from_name, from_email)) if from_name else from_email
-    msg["To"] = envelope.to
+    to, sender = wire_address(envelope.to), wire_address(from_email)
+    # A local part without an ASCII form is written as UTF-8 (RFC 6532), for SMTPUTF8 servers.
+    utf8 = has_utf8_local_part(to) or has_utf8_local_part(sender)
+    msg = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((from_name, sender)) if from_name else sender
+    msg["To"] = to
     msg["Subject"] = batch.rendered.subject
     msg["Date"] = email.utils.formatdate(localtime=False)
-    domain = from_email.rsplit("@", 1)[-1] or "localhost"
+    domain = sender.rsplit("@", 1)[-1] or "localhost"
     msg["Message-ID"] = email.utils.make_msgid(domain=domain)
     for name, value in envelope.headers.items():
         msg[name] = value

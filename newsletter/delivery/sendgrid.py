@@ -55,6 +55,7 @@ from sendgrid.helpers.mail import (
 )
 
 from newsletter.delivery import sendgrid_answers as answers
+from newsletter.delivery.addresses import wire_address
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
@@ -146,7 +147,7 @@ class SendGridBackend(MailBackend):
         """The Mail for the recipients at ``indexes``, personalizations in that order."""
         rendered = batch.rendered
         mail = Mail()
-        mail.from_email = From(self.from_email, self.from_name or None)
+        mail.from_email = From(wire_address(self.from_email), self.from_name or None)
         mail.subject = rendered.subject
         mail.add_content(rendered.text, "text/plain")
         mail.add_content(rendered.html, "text/html")
@@ -170,7 +171,7 @@ class SendGridBackend(MailBackend):
             envelope = batch.recipients[index]
             personalization = Personalization()
             to = To()
-            to.email = envelope.to
+            to.email = wire_address(envelope.to)
             personalization.add_to(to)
             for name, marker in markers.items():
                 personalization.add_substitution(Substitution(marker, envelope.values[name]))

@@ -19,6 +19,7 @@ import smtplib
 import ssl
 from typing import TYPE_CHECKING
 
+from newsletter.delivery.addresses import has_utf8_local_part, wire_address
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
 from newsletter.delivery.mime import build_mime
 from newsletter.errors import ConfigurationError, DeliveryError
@@ -68,6 +69,7 @@ class SMTPBackend(MailBackend):
         self.context = context
         self._conn: smtplib.SMTP | None = None
         self.connections = 0
+        self._smtputf8: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SMTPBackend:
@@ -115,6 +117,21 @@ class SMTPBackend(MailBackend):
             ) from exc
         self._conn = conn
         self.connections += 1
+
+    def accepts_utf8_local_parts(self) -> bool:
+        """Whether the server announces SMTPUTF8 (asked once; unreachable counts as no)."""
+        if self._smtputf8 is None:
+            was_open = self._conn is not None
+            try:
+                self.open()
+            except DeliveryError as exc:
+                log.warning("cannot ask the SMTP server about SMTPUTF8: %s", exc)
+                return False
+            assert self._conn is not None
+            self._smtputf8 = bool(self._conn.has_extn("smtputf8"))
+            if not was_open:
+                self.close()
+        return self._smtputf8
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -166,7 +183,8 @@ class SMTPBackend(MailBackend):
 
     def _transaction(self, conn: smtplib.SMTP, to: str, data: bytes, message_id: str) -> SendResult:
         options = []
-        if not to.isascii():
+        rcpt = wire_address(to)
+        if has_utf8_local_part(rcpt) or has_utf8_local_part(self.from_email):
             if not conn.has_extn("smtputf8"):
                 return SendResult(
                     to,
@@ -175,11 +193,11 @@ class SMTPBackend(MailBackend):
                 )
             options.append("SMTPUTF8")
         try:
-            code, reply = conn.mail(self.from_email, options)
+            code, reply = conn.mail(wire_address(self.from_email), options)
             if code != 250:
                 self._reset(conn)
                 return _result(to, code, reply)
-            code, reply = conn.rcpt(to)
+            code, reply = conn.rcpt(rcpt)
             if code not in (250, 251):
                 self._reset(conn)
                 return _result(to, code, reply)

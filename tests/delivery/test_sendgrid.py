@@ -228,3 +228,13 @@ def test_an_unreachable_host_defers_after_retries(rendered: RenderedIssue) -> No
 def test_an_empty_api_key_is_refused_before_sending() -> None:
     with pytest.raises(ConfigurationError, match="NEWSLETTER_SENDGRID_API_KEY"):
         SendGridBackend("", "news@example.org")
+
+
+def test_international_domain_reaches_sendgrid_idna_encoded(
+    sendgrid: SendGridDouble, rendered: RenderedIssue
+) -> None:
+    (result,) = backend_for(sendgrid).send(batch_of(rendered, [envelope(1, "user@bücher.example")]))
+    (seen,) = sendgrid.seen
+    assert seen.status == 202 and seen.body is not None
+    assert seen.body["personalizations"][0]["to"] == [{"email": "user@xn--bcher-kva.example"}]
+    assert result.status == SendOutcome.SENT and result.to == "user@bücher.example"

@@ -171,3 +171,33 @@ def test_a_server_gone_between_batches_is_a_clear_error(rendered: RenderedIssue)
         with pytest.raises(DeliveryError, match="cannot connect"):
             backend.send(batch_of(rendered, [envelope(1), envelope(2)]))
     assert len(sink.received) == 1
+
+
+def test_international_domain_is_sent_idna_encoded(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    """As found: ``user@bücher.example`` became ``To: user@=?utf-8?q?b=C3=BCcher?=.example``."""
+    with backend_for(smtp_sink) as backend:
+        (result,) = backend.send(batch_of(rendered, [envelope(1, "user@bücher.example")]))
+    assert result.status == SENT and result.to == "user@bücher.example"
+    (received,) = smtp_sink.received
+    assert received.rcpt_tos == ("user@xn--bcher-kva.example",)
+    assert b"\r\nTo: user@xn--bcher-kva.example\r\n" in received.data
+    assert b"=?utf-8?" not in received.data.split(b"\r\n\r\n")[0]
+
+
+def test_utf8_local_part_needs_a_server_announcing_smtputf8(rendered: RenderedIssue) -> None:
+    for smtputf8 in (True, False):
+        with SMTPSink(smtputf8=smtputf8) as sink:
+            backend = backend_for(sink)
+            assert backend.accepts_utf8_local_parts() is smtputf8
+            with backend:
+                (result,) = backend.send(batch_of(rendered, [envelope(1, "jörg@bücher.example")]))
+            if smtputf8:
+                assert result.status == SENT
+                (received,) = sink.received
+                assert received.rcpt_tos == ("jörg@xn--bcher-kva.example",)
+                assert "\r\nTo: jörg@xn--bcher-kva.example\r\n".encode() in received.data
+            else:
+                assert result.status == REJECTED and "non-ASCII" in result.error
+                assert sink.received == []

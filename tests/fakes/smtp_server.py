@@ -111,11 +111,16 @@ class SMTPSink:
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.behaviour = Behaviour()
         self.handler = RecordingHandler(self.behaviour)
         self.port = free_port()
-        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port}
+        kwargs: dict[str, Any] = {
+            "hostname": "127.0.0.1",
+            "port": self.port,
+            "enable_SMTPUTF8": smtputf8,
+        }
         if implicit_tls:
             kwargs["ssl_context"] = tls
         elif tls is not None:

@@ -296,3 +296,21 @@ def test_no_address_in_logs_at_info(web: Web, caplog: pytest.LogCaptureFixture) 
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert any("subscriber" in m for m in messages)
     assert not any("secret.reader" in m or "bad address" in m for m in messages)
+
+
+def test_international_domain_is_accepted_and_mailed_idna_encoded(web: Web) -> None:
+    """As found: the confirm mail's header read ``To: user@=?utf-8?q?b=C3=BCcher?=.example``."""
+    assert web.subscribe("user@bücher.example").status_code == 200
+    assert web.reader("user@bücher.example") is not None
+    (mail,) = web.backend.outbox
+    head = mail.as_bytes().split(b"\n\n")[0]
+    assert b"To: user@xn--bcher-kva.example" in head and b"=?utf-8?" not in head
+
+
+def test_utf8_local_part_is_refused_unless_the_server_takes_smtputf8(web: Web) -> None:
+    refused = web.subscribe("jörg@example.com")
+    assert refused.status_code == 400 and "before the @" in refused.text
+    assert web.reader("jörg@example.com") is None and web.backend.outbox == []
+    web.backend.utf8_local_parts = True
+    assert web.subscribe("jörg@example.com").status_code == 200
+    assert web.reader("jörg@example.com") is not None
