@@ -24,6 +24,9 @@ MAX_AGE: dict[str, int | None] = {
     "unsubscribe": None,
 }
 
+#: Subscriber ids are 64-bit (BIGINT): a signed larger one names nobody and must not reach SQL.
+MAX_ID = 2**63 - 1
+
 #: A link's path with its token: what logs and error reports must not show.
 _TOKEN_PATH = re.compile(r"/(confirm|manage|unsubscribe)/[^\s?\"/]+")
 
@@ -67,6 +70,8 @@ class Signer:
         if isinstance(value, list) and len(value) == 2:
             value, nonce = value
         if not isinstance(value, int) or isinstance(value, bool) or not isinstance(nonce, str):
+            raise TokenError("this link is not valid")
+        if not 0 < value <= MAX_ID:
             raise TokenError("this link is not valid")
         return value, nonce
 

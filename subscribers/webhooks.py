@@ -7,15 +7,18 @@ A timestamp older (or further ahead) than NEWSLETTER_SENDGRID_WEBHOOK_MAX_AGE
 seconds is refused, so a captured post cannot be replayed later; a replay within
 that window is caught by the event ids (``newsletter.delivery.events``).
 
-Answers: 200 applied; 401 unsigned, badly signed or too old; 400 not a JSON list
-of events; 503 no verification key configured (SendGrid keeps retrying, so
-nothing is lost while the operator sets it). Nothing changes unless the answer is 200.
+Answers: 200 applied (an invalid event in the list, nested too deep or naming an id
+beyond 64 bits, is skipped and counted: SendGrid retries any other answer, and the
+good events beside a bad one would never land); 401 unsigned, badly signed or too
+old; 400 not a JSON list at all; 413 a body over MAX_BODY bytes or MAX_EVENTS
+events (SendGrid posts at most 768 KB); 503 no verification key configured
+(SendGrid keeps retrying, so nothing is lost while the operator sets it). Nothing
+changes unless the answer is 200.
 """
 
 from __future__ import annotations
 
 import binascii
-import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -27,7 +30,7 @@ from fastapi.responses import JSONResponse
 from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 
-from newsletter.delivery.events import apply_sendgrid_events, validate_events
+from newsletter.delivery.events import apply_sendgrid_events, parse_events
 from newsletter.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -38,6 +41,11 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+#: SendGrid posts a batch when it reaches 768 KB; anything much larger is not from it.
+MAX_BODY = 1024 * 1024
+#: Events applied per post: one post is answered well within SendGrid's 30 s limit.
+MAX_EVENTS = 5000
 
 router = APIRouter()
 
@@ -85,12 +93,27 @@ def verify_sendgrid(settings: Settings, body: bytes, signature: str, timestamp: 
         raise _Refused(401, "the webhook signature does not match; not applied")
 
 
+async def _capped_body(request: Request) -> bytes:
+    """The body, refused with 413 past MAX_BODY bytes (read no further than that)."""
+    too_large = _Refused(413, f"the body is over {MAX_BODY} bytes; SendGrid posts 768 KB at most")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request) -> JSONResponse:
     """SendGrid's Event Webhook: verify, parse, apply once."""
     svc: Services = request.app.state.services
-    body = await request.body()
     try:
+        body = await _capped_body(request)
         verify_sendgrid(
             svc.settings,
             body,
@@ -98,13 +121,20 @@ async def sendgrid_events(request: Request) -> JSONResponse:
             request.headers.get(TIMESTAMP_HEADER, ""),
         )
         try:
-            events = validate_events(json.loads(body))
-        except (ValueError, InvalidInputError) as exc:
+            parsed = parse_events(body.decode("utf-8"))
+        except (UnicodeDecodeError, InvalidInputError) as exc:
             raise _Refused(400, f"not a SendGrid event list: {exc}") from None
+        if len(parsed.events) + parsed.skipped > MAX_EVENTS:
+            raise _Refused(413, f"more than {MAX_EVENTS} events in one post")
     except _Refused as refused:
         log.warning("SendGrid webhook refused (%d): %s", refused.status, refused.message)
         return JSONResponse({"error": refused.message}, status_code=refused.status)
-    report = await run_in_threadpool(apply_sendgrid_events, svc.engine, events)
+    report = await run_in_threadpool(apply_sendgrid_events, svc.engine, parsed.events)
     return JSONResponse(
-        {"applied": report.applied, "duplicates": report.duplicates, "ignored": report.ignored}
+        {
+            "applied": report.applied,
+            "duplicates": report.duplicates,
+            "ignored": report.ignored,
+            "skipped": parsed.skipped,
+        }
     )

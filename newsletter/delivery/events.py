@@ -16,7 +16,9 @@ complains stays suppressed either way.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,14 @@ _UNSUBSCRIBE = ("unsubscribe", "group_unsubscribe")
 _LEDGER_KINDS = ("delivered", "open", "bounce", "dropped")
 
 
+#: Ids travel as 64-bit integers (the tables' BIGINT); a larger one names nothing of ours.
+MAX_ID = 2**63 - 1
+#: Nesting deeper than this is no SendGrid event (theirs nest two levels); such an event
+#: is skipped before ``json`` parses it, whose recursion would fail the whole post.
+MAX_DEPTH = 16
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
 @dataclass
 class EventReport:
     applied: int = 0
@@ -52,22 +62,105 @@ class EventReport:
     ignored: int = 0  # events for readers or issues this newsletter does not know
 
 
-def validate_events(data: Any) -> list[dict[str, Any]]:
-    """The events of a webhook body, or InvalidInputError saying what is wrong (nothing applied)."""
-    if not isinstance(data, list):
+@dataclass
+class ParsedEvents:
+    """A webhook body's valid events, and how many were skipped as invalid."""
+
+    events: list[dict[str, Any]]
+    skipped: int = 0
+
+
+def parse_events(body: str) -> ParsedEvents:
+    """The valid events of a webhook body: one bad event never holds back the good ones.
+
+    Raises InvalidInputError only when the body as a whole is not a JSON list (then
+    nothing in it can be told apart). Each element is parsed on its own, so an event
+    nested too deep, of the wrong shape or carrying an id beyond 64 bits is skipped
+    and counted, and the rest is applied; SendGrid gets a 2xx and does not retry a
+    batch whose good events would otherwise never land.
+    """
+    elements = _top_level_elements(body)
+    parsed = ParsedEvents([])
+    for number, text in enumerate(elements):
+        problem = ""
+        event: Any = None
+        if text is None:
+            problem = f"nested deeper than {MAX_DEPTH} levels"
+        else:
+            try:
+                event = json.loads(text)
+            except (ValueError, RecursionError):
+                problem = "not valid JSON"
+            else:
+                problem = _event_problem(event)
+        if problem:
+            parsed.skipped += 1
+            log.warning("SendGrid webhook: event %d skipped: %s", number, problem)
+        else:
+            parsed.events.append(event)
+    return parsed
+
+
+def _top_level_elements(body: str) -> list[str | None]:
+    """The source text of each element of a JSON list (None: nested too deep).
+
+    Only structure is scanned here (strings, brackets, commas); each element's
+    text is parsed by ``json`` afterwards.
+    """
+    text = body.strip()
+    if not text.startswith("["):
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidInputError(f"the body is not JSON: {str(exc)[:100]}") from None
         raise InvalidInputError("the body must be a JSON list of events")
-    for number, event in enumerate(data):
-        if not isinstance(event, dict):
-            raise InvalidInputError(f"event {number} is not a JSON object")
-        for key in ("event", "sg_event_id"):
-            if not isinstance(event.get(key), str) or not event[key]:
-                raise InvalidInputError(f"event {number} has no {key!r} string")
-    return data
+    elements: list[str | None] = []
+    depth, start, deepest = 0, 1, 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                _add_element(elements, text[start : match.start()], deepest)
+                if text[match.end() :].strip():
+                    raise InvalidInputError("the body has text after its JSON list")
+                return elements
+        elif token == "," and depth == 1:
+            _add_element(elements, text[start : match.start()], deepest)
+            start, deepest = match.end(), 1
+        if depth < 0:
+            break
+    raise InvalidInputError("the body is not a complete JSON list")
+
+
+def _add_element(elements: list[str | None], text: str, deepest: int) -> None:
+    if not text.strip() and not elements:
+        return  # the empty list
+    # ``deepest`` counts the list itself.
+    elements.append(None if deepest - 1 > MAX_DEPTH else text)
+
+
+def _event_problem(event: Any) -> str:
+    """Why ``event`` cannot be applied, or "" when it can."""
+    if not isinstance(event, dict):
+        return "not a JSON object"
+    for key in ("event", "sg_event_id"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            return f"no {key!r} string"
+    for key in ("subscriber_id", "issue_id"):
+        if event.get(key) not in (None, "") and _int(event[key]) is None:
+            return f"{key!r} is not an id (a whole number from 1 to 2**63-1)"
+    return ""
 
 
 def apply_sendgrid_events(engine: Engine, events: Sequence[Mapping[str, Any]]) -> EventReport:
     """Apply each event not seen before; a replayed event id changes nothing."""
     report = EventReport()
+    if not events:
+        return report
     kinds = {str(e["sg_event_id"]): str(e["event"]) for e in events}
     fresh = _remember(engine, kinds)
     report.duplicates = len(events) - len(fresh)
@@ -114,17 +207,24 @@ def _forget(engine: Engine, event_ids: set[str]) -> None:
 
 
 def _int(value: Any) -> int | None:
+    """A positive 64-bit id from an event field, else None (never an overflowing query)."""
+    if isinstance(value, bool):
+        return None
     try:
-        return int(str(value))
+        number = int(str(value))
     except (TypeError, ValueError):
         return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def _when(event: Mapping[str, Any]) -> dt.datetime:
     stamp = _int(event.get("timestamp"))
-    if stamp is None:
-        return dt.datetime.now(dt.UTC)
-    return dt.datetime.fromtimestamp(stamp, dt.UTC)
+    if stamp is not None:
+        try:
+            return dt.datetime.fromtimestamp(stamp, dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            pass  # a timestamp beyond the calendar: when it arrived will do
+    return dt.datetime.now(dt.UTC)
 
 
 def new_status(event: Mapping[str, Any]) -> SubscriberStatus | None:

@@ -340,3 +340,20 @@ def test_unsubscribe_link_of_a_gone_reader_shows_the_done_page(web: Web) -> None
     readers.unsubscribe(web.svc.engine, reader.id)
     page = web.client.get(web.unsubscribe_path(reader.id))
     assert page.status_code == 200 and title_of(page) == "You&#39;re unsubscribed"
+
+
+def test_signed_links_with_ids_beyond_64_bits_answer_400(web: Web) -> None:
+    """As found: a validly signed link carrying an oversized id answered 500."""
+    signer = web.svc.signer
+    for subscriber_id in (2**63, 2**64, 10**30, 0, -1):
+        manage = signer.sign(subscriber_id, "manage")
+        unsubscribe = signer.sign(subscriber_id, "unsubscribe")
+        confirm = signer.sign(subscriber_id, "confirm", "nonce")
+        for response in (
+            web.client.get(f"/manage/{manage}"),
+            web.client.get(f"/unsubscribe/{unsubscribe}"),
+            web.client.post(f"/unsubscribe/{unsubscribe}"),
+            web.client.post(f"/unsubscribe/{unsubscribe}", data={"List-Unsubscribe": "One-Click"}),
+            web.client.get(f"/confirm/{confirm}"),
+        ):
+            assert response.status_code == 400, (subscriber_id, response.request.url)
