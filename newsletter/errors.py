@@ -103,5 +103,37 @@ class TokenError(NewsletterError):
 
 
 def one_line(exc: BaseException | None) -> str:
-    """An error's message on one line of at most 500 characters, for logs and run records."""
-    return " ".join(str(exc).split())[:500] if exc is not None else "unknown error"
+    """An error's message on one line of at most 500 characters, for logs and run records.
+
+    A SQLAlchemy statement error (it has ``statement`` and ``orig``) is told by the
+    driver's own message: its ``str`` carries the SQL and its parameters, which hold
+    readers' addresses and do not belong in a log line.
+    """
+    if exc is None:
+        return "unknown error"
+    orig = getattr(exc, "orig", None)
+    if orig is not None and hasattr(exc, "statement"):
+        exc = orig
+    return " ".join(str(exc).split())[:500]
+
+
+def database_error(exc: BaseException) -> DatabaseError | None:
+    """``exc`` as a one-line DatabaseError when it is a driver error SQLAlchemy raised.
+
+    Asked of an error no handler caught (the database went away mid-run); None for
+    anything else. SQLAlchemy is looked up, not imported: if it was never loaded, the
+    error cannot be one of its own.
+    """
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    reason = one_line(exc)
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return DatabaseError(
+            f"the database went away ({reason}); run the command again once it is back: "
+            "what was recorded stays, and readers whose mail could not be recorded are "
+            "marked unknown, not mailed twice"
+        )
+    return DatabaseError(f"database error: {reason}")

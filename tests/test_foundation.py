@@ -175,3 +175,17 @@ def test_languages_built_concurrently_are_all_kept(services: Services) -> None:
     stored = json.loads(issue.content)
     assert set(stored["reports"]) == {"ko", "en", "ja", "de"}
     assert set(stored["charts"]) == {"ko", "en", "ja", "de"}
+
+
+def test_database_errors_are_told_without_their_sql_or_parameters() -> None:
+    import sqlalchemy as sa
+
+    from newsletter.errors import DatabaseError, database_error, one_line
+
+    driver = RuntimeError("server closed the connection\nunexpectedly")
+    exc = sa.exc.OperationalError("UPDATE subscribers SET email=%(e)s", {"e": "a@b.c"}, driver)
+    assert one_line(exc) == "server closed the connection unexpectedly"
+    known = database_error(exc)
+    assert isinstance(known, DatabaseError) and "went away" in str(known)
+    assert "UPDATE" not in str(known) and "a@b.c" not in str(known)
+    assert database_error(ValueError("not a database error")) is None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from newsletter.cli import info_commands, issue_commands, reader_commands, service_commands
 from newsletter.cli.common import configure_logging
 from newsletter.cli.registry import Command, Handler
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, database_error
 
 #: Every command, in the order ``--help`` lists them.
 COMMANDS: tuple[Command, ...] = (
@@ -75,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A database that drops mid-run surfaces wherever the next query is: say it in one
+        # line, as the database errors we raise ourselves, not as SQL and parameters.
+        known = database_error(exc)
+        if known is None or args.debug:
+            raise
+        print(f"error: {known}", file=sys.stderr)
+        return known.exit_code
 
 
 def run() -> None:

@@ -11,9 +11,10 @@ import pytest
 from newsletter.app import Services
 from newsletter.cli import main
 from newsletter.delivery.progress import terminal_progress
-from tests.delivery.conftest import SECRET, add_readers
+from tests.delivery.conftest import ONLY_POSTGRESQL, SECRET, add_readers
 from tests.fakes.feeds import FeedServer
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step
+from tests.fakes.tcp_proxy import CutDatabaseOnSend, TcpProxy
 
 LINE = re.compile(r"^sent: (\d+), skipped: (\d+), failed: (\d+), unknown: (\d+)$")
 SETS = (("nlp",), ("llm",))
@@ -154,3 +155,33 @@ def test_send_collects_what_is_missing_then_sends(
         assert len(feeds.hits("/rss/cs.AI")) == 1
         assert send(capsys)[:2] == (0, (0, 0, 0, 0))  # papers stored: no second fetch
         assert len(feeds.hits("/rss/cs.AI")) == 1
+
+
+@ONLY_POSTGRESQL
+def test_a_database_that_drops_mid_send_ends_with_one_line(
+    delivery_services: Services,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As found: the run ended with SQLAlchemy's traceback, its SQL and its parameters."""
+    add_readers(delivery_services, 6, SETS)
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    url = delivery_services.settings.database_url.replace(
+        "127.0.0.1:5432", f"127.0.0.1:{proxy.port}"
+    )
+    assert url != delivery_services.settings.database_url
+    monkeypatch.setattr(CutDatabaseOnSend, "proxy", proxy)
+    for key, value in {
+        "DATABASE_URL": url,
+        "MAIL_BACKEND": "tests.fakes.tcp_proxy:CutDatabaseOnSend",
+        "SECRET_KEY": SECRET,
+        "FEEDS": "[]",
+        "LANGUAGE": "en",
+    }.items():
+        monkeypatch.setenv(f"NEWSLETTER_{key}", value)
+    code = main(["send", "--date", "2024-11-22"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.splitlines()[-1].startswith("error: the database went away")
+    for raw in ("Traceback", "[SQL:", "[parameters:", "INSERT", "UPDATE", "SELECT", "sqlalche.me"):
+        assert raw not in err and raw not in out
