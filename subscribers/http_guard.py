@@ -17,7 +17,7 @@ shows issues styled like the e-mail (inline CSS), and a style cannot run code.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -144,10 +144,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
+        host = dict(scope["headers"]).get(b"host", b"")
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = [
+                    (name, _site_relative(value, host) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
                 present = {name.lower() for name, _ in headers}
                 for name, value in self.defaults.items():
                     if static and name == "cache-control":
@@ -158,3 +162,17 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _site_relative(location: bytes, host: bytes) -> bytes:
+    """A redirect to this site as a path: never to whatever Host the request named.
+
+    Starlette's slash redirect (``/issues/`` to ``/issues``) writes the request's Host
+    into ``Location``; a forged Host would send the reader elsewhere. Leading slashes
+    collapse to one, so ``//evil.example`` cannot become a protocol-relative address.
+    """
+    parts = urlsplit(location.decode("latin-1"))
+    if parts.scheme and parts.netloc.encode("latin-1").lower() != host.lower():
+        return location  # an address elsewhere that the app chose on purpose
+    path = "/" + parts.path.lstrip("/")
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")

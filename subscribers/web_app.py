@@ -14,8 +14,10 @@ import threading
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from itsdangerous import SignatureExpired
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 
 from newsletter.app import Services
@@ -59,11 +61,15 @@ def create_app(svc: Services, backend: MailBackend | None = None) -> FastAPI:
     app.state.limits = SubscribeLimits(
         settings.subscribe_rate_ip, settings.subscribe_rate_address, settings.secret_key
     )
-    app.include_router(web_signup.router)
-    app.include_router(web_reader.router)
-    app.include_router(router)
-    app.include_router(webhooks.router)
-    app.include_router(archive.router)
+    routers = (web_signup.router, web_reader.router, router, webhooks.router, archive.router)
+    app.state.api_routes = [r for rt in routers for r in rt.routes if isinstance(r, APIRoute)]
+    for route in app.state.api_routes:
+        # HEAD works wherever GET does (answered without a body); FastAPI takes only the
+        # methods named, so a monitor's HEAD got 405.
+        if "GET" in route.methods:
+            route.methods.add("HEAD")
+    for included in routers:
+        app.include_router(included)
     app.mount(
         "/static",
         StaticFiles(packages=[("newsletter", "templates/web/static")]),
@@ -114,6 +120,19 @@ def _error_page(request: Request, status: int, key: str) -> HTMLResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (RFC 9110: a 405 must say).
+
+    Starlette names only the first route whose path matched; a path can have several
+    (GET shows a form, POST sends it).
+    """
+    methods: set[str] = set()
+    for route in request.app.state.api_routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def _add_error_pages(app: FastAPI) -> None:
     async def page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
@@ -136,7 +155,11 @@ def _add_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         key = {404: "not_found", 405: "method"}.get(exc.status_code, "bad_request")
-        return _error_page(request, exc.status_code, key)
+        response = _error_page(request, exc.status_code, key)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         return _error_page(request, 400, "bad_request")

@@ -53,6 +53,11 @@ def base_context(lang: str, t: dict[str, str]) -> dict[str, Any]:
     return {"lang": lang, "t": t, "web_t": t, "languages": []}
 
 
+def site_path(path: str) -> str:
+    """``path`` as a link on this site: ``//evil.example/`` would leave it (protocol-relative)."""
+    return "/" + path.lstrip("/")
+
+
 def page(
     request: Request, template: str, lang: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
@@ -62,7 +67,7 @@ def page(
         {
             "code": code,
             "name": web_texts(code)["language_name"],
-            "url": f"{request.url.path}?lang={code}",
+            "url": f"{site_path(request.url.path)}?lang={code}",
             "current": code == lang,
         }
         for code in LANGUAGES

@@ -71,10 +71,11 @@ def test_non_utf8_form_is_400_and_stores_nothing(web: Web) -> None:
 
 
 def test_utf8_form_passes_the_guard(web: Web) -> None:
-    body = _form_body(web, b"caf%C3%A9@example.com") + b"&name=%ED%95%9C"
+    # A UTF-8 domain (a UTF-8 local part also needs a server with SMTPUTF8: test_subscribe).
+    body = _form_body(web, b"reader@caf%C3%A9.example") + b"&name=%ED%95%9C"
     response = web.client.post("/subscribe", content=body, headers=FORM)
     assert response.status_code == 200
-    assert web.reader("café@example.com") is not None
+    assert web.reader("reader@café.example") is not None
 
 
 def test_security_headers_on_every_page(page_web: Web) -> None:
@@ -135,3 +136,33 @@ def test_access_log_lines_lose_their_tokens() -> None:
     )
     assert RedactTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "POST /unsubscribe/[token]?x=1 HTTP/1.1" 200'
+
+
+def test_links_and_redirects_stay_on_the_site(page_web: Web) -> None:
+    """As found: ``GET //evil.example/`` linked to ``//evil.example/?lang=ko``, and
+    ``/issues/`` redirected to whatever Host the request named."""
+    missing = page_web.client.get("http://testserver//evil.example/")
+    assert missing.status_code == 404
+    assert "//evil.example" not in missing.text
+    assert 'href="/evil.example/?lang=' in missing.text
+    moved = page_web.client.get(
+        "/issues/?lang=en", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert moved.status_code in (301, 307, 308)
+    assert moved.headers["location"] == "/issues?lang=en"
+
+
+def test_405_names_the_allowed_methods_and_head_works_where_get_does(page_web: Web) -> None:
+    def allowed(path: str) -> set[str]:
+        wrong = page_web.client.put(path)
+        assert wrong.status_code == 405 and "text/html" in wrong.headers["content-type"]
+        return set(wrong.headers["allow"].replace(" ", "").split(","))
+
+    assert allowed("/subscribe") == {"POST"}
+    # GET and POST are two routes at one path: Allow names both, not the first one found.
+    assert allowed("/manage/some-token") == {"GET", "HEAD", "POST"}
+    for path in ("/", "/healthz", "/issues", "/feed.xml", "/static/web.css"):
+        get, head = page_web.client.get(path), page_web.client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
