@@ -23,6 +23,7 @@ from markupsafe import Markup
 from newsletter import i18n
 from newsletter.categories import Taxonomy
 from newsletter.errors import RenderError
+from newsletter.mailtext import encoded_size, plain_text
 from newsletter.models import (
     CategorySection,
     Digest,
@@ -43,7 +44,8 @@ from newsletter.richtext import (
 
 log = logging.getLogger(__name__)
 
-#: Gmail clips messages whose HTML exceeds ~102 KB; keep a margin for the signed links.
+#: Gmail clips messages whose HTML part, as sent (after its transfer encoding), exceeds
+#: ~102 KB; keep a margin for the signed links that replace the placeholders.
 MAX_HTML_BYTES = 100_000
 #: Source-list lengths tried, longest first, until the HTML fits.
 SOURCE_LIMITS: tuple[int | None, ...] = (None, 30, 20, 12, 8, 5, 3, 0)
@@ -57,6 +59,10 @@ CHIP_CHARS = 32
 UPDATED_TYPES = frozenset(("replace", "replace-cross"))
 #: Invisible filler after the preheader so clients do not pull body text into the preview.
 PREHEADER_FILLER = Markup("&zwnj;&nbsp;" * 40)
+#: The chart's width in the mail, in CSS pixels (the PNG is drawn at twice that).
+CHART_WIDTH = 480
+_LATIN = re.compile(r"[A-Za-z]{2}")
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
 _NEW_ID = r"(?:arXiv:\s*)?\d{4}\.\d{4,5}(?:v\d+)?"
 #: "[2411.01234]" or "[2411.01234, arXiv:2411.05678v2]": how the report prompt asks models to cite.
@@ -80,12 +86,32 @@ class Links:
 def mail_templates(folder: str = "email") -> jinja2.Environment:
     """The Jinja environment of the MJML mail templates in ``newsletter/templates/<folder>``:
     shared by the issue and the subscribers' link mails so both escape the same way."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("newsletter", f"templates/{folder}"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["lang_attr"] = _lang_attr
+    return env
+
+
+@jinja2.pass_context
+def _lang_attr(context: jinja2.runtime.Context, text: object) -> Markup:
+    """`` lang="en"`` on English text (an abstract, a title) inside an issue in another
+    language, so screen readers and hyphenation treat it as English."""
+    words = str(text)
+    if context.get("language", "en") != "en" and _LATIN.search(words) and not _HANGUL.search(words):
+        return Markup(' lang="en"')
+    return Markup("")
+
+
+def chart_size(png: bytes, width: int = CHART_WIDTH) -> tuple[int, int]:
+    """(width, height) in CSS pixels of the chart shown ``width`` wide, from its PNG header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return width, width // 2
+    real_width, real_height = int.from_bytes(png[16:20]), int.from_bytes(png[20:24])
+    return width, max(1, round(width * real_height / max(real_width, 1)))
 
 
 def chart_content_id(digest: Digest) -> str:
@@ -272,6 +298,8 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
         "paper_count": count,
         "archive_url": links.archive_url,
         "chart_src": links.chart_url or f"cid:{chart_content_id(digest)}",
+        "chart_width": chart_size(digest.chart_png)[0],
+        "chart_height": chart_size(digest.chart_png)[1],
         "made_with": _made_with(digest, language),
         **placeholders,
     }
@@ -303,25 +331,28 @@ def render_issue(
     """
     context = _context(digest, view, taxonomy, links)
     longest = max(len(s["sources"]) for s in context.sections)
-    html = ""
+    html, limit, size = "", None, 0
     # A limit at or above the longest list would render the same HTML again.
     for limit in [n for n in SOURCE_LIMITS if n is None or n < longest]:
         html = compile_mjml(_mjml(context, limit))
-        size = len(html.encode("utf-8"))
+        size = sent_html_bytes(html)
         if size <= MAX_HTML_BYTES:
             break
-        log.info("issue %s: HTML is %d bytes, cutting source lists", digest.date, size)
+        log.info("issue %s: HTML is %d bytes as sent, cutting source lists", digest.date, size)
     else:
         log.warning(
-            "issue %s: HTML is still %d bytes with the shortest source lists; Gmail will clip it",
+            "issue %s: HTML is still %d bytes as sent with the shortest source lists; "
+            "Gmail will clip it",
             digest.date,
-            len(html.encode("utf-8")),
+            size,
         )
-    # The plain-text part is not clipped by Gmail, so it keeps every source.
-    text = (
+    # The text twin is cut like the HTML, with the same "N more on the web archive"
+    # links: parts that differ in content are what spam filters score
+    # (SpamAssassin's MPART_ALT_DIFF_COUNT).
+    text = plain_text(
         mail_templates()
         .get_template("issue.txt.j2")
-        .render({**context.base, "sections": context.sections})
+        .render({**context.base, "sections": [_cut(s, limit) for s in context.sections]})
     )
     images = (
         ()
@@ -329,6 +360,15 @@ def render_issue(
         else (InlineImage(chart_content_id(digest), digest.chart_png, f"chart-{digest.date}.png"),)
     )
     return RenderedIssue(context.base["subject"], html, text, images, context.placeholders)
+
+
+def sent_html_bytes(html: str) -> int:
+    """Bytes of ``html`` as the mail carries it: after the part's transfer encoding.
+
+    Gmail judges the HTML part as sent, so the guard counts what ``delivery.mime``
+    sends (``mailtext.transfer_encoding``), not the decoded UTF-8.
+    """
+    return encoded_size(html)
 
 
 def compile_mjml(mjml_source: str) -> str:
@@ -360,6 +400,9 @@ def inline_css(html: str) -> str:
         keep_style_tags=True,
         strip_important=False,
         disable_validation=True,
+        # CSS widths and heights stay CSS: turned into attributes they gave the chart
+        # width="100%" (Outlook then draws the 960-px PNG at 960 px) and height="auto".
+        disable_basic_attributes=["width", "height"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
     inlined = str(inlined)
@@ -392,8 +435,8 @@ def render_empty_day(date: dt.date, language: str) -> RenderedIssue:
         **placeholders,
     }
     html = compile_mjml(mail_templates().get_template("empty_day.mjml.j2").render(context))
-    text = (
-        f"{t['title']} | {date.isoformat()}\n\n{message}\n\n--\n"
+    text = plain_text(
+        f"{t['title']} | {date.isoformat()}\n\n{message}\n\n-- \n"
         f"{t['manage']}: {placeholders['manage_url']}\n"
         f"{t['unsubscribe']}: {placeholders['unsubscribe_url']}\n"
     )

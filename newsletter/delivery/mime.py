@@ -12,6 +12,7 @@ from email.message import EmailMessage
 
 from newsletter.delivery.addresses import has_utf8_local_part, wire_address
 from newsletter.delivery.base import Envelope, MessageBatch, personalize
+from newsletter.mailtext import transfer_encoding
 
 
 def build_mime(
@@ -30,8 +31,9 @@ def build_mime(
     msg["Message-ID"] = email.utils.make_msgid(domain=domain)
     for name, value in envelope.headers.items():
         msg[name] = value
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    msg.set_content(text, subtype="plain", charset="utf-8", cte=transfer_encoding(text))
+    # The encoding the renderer's Gmail-clipping guard counted (newsletter.mailtext).
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte=transfer_encoding(html))
     if batch.rendered.images:
         html_part = next(part for part in msg.iter_parts() if part.get_content_subtype() == "html")
         assert isinstance(html_part, EmailMessage)

@@ -87,7 +87,8 @@ def test_hostile_markup_is_readable_as_text(name: str) -> None:
     text = HOSTILE[name]
     rendered = render_issue(_digest(text), view("nlp"), taxonomy(), LINKS)
     assert text in visible_text(rendered.html)
-    assert text in rendered.text
+    # The text twin wraps long lines at 78 characters: compare the words.
+    assert " ".join(text.split()) in " ".join(rendered.text.split())
 
 
 def test_entities_are_shown_as_written_in_titles() -> None:
