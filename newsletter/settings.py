@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout: float = 30.0
+    # DKIM signing of SMTP mail (all three or none): the signing domain, the selector
+    # (public key at <selector>._domainkey.<domain>) and the PEM private key file.
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: Path | None = None
     # Messages per second; unset = the backend's default (SendGrid: none, SMTP: 10), 0 = none.
     send_rate: float | None = Field(default=None, ge=0)
     send_max_failure_ratio: float = Field(default=0.05, ge=0, le=1)

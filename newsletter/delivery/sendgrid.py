@@ -57,6 +57,7 @@ from sendgrid.helpers.mail import (
 from newsletter.delivery import sendgrid_answers as answers
 from newsletter.delivery.addresses import wire_address
 from newsletter.delivery.base import MailBackend, MessageBatch
+from newsletter.delivery.mime import list_id
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
 from newsletter.statuses import SendOutcome
@@ -149,6 +150,7 @@ class SendGridBackend(MailBackend):
         mail = Mail()
         mail.from_email = From(wire_address(self.from_email), self.from_name or None)
         mail.subject = rendered.subject
+        mail.add_header(Header("List-Id", list_id(self.from_name, self.from_email)))
         mail.add_content(rendered.text, "text/plain")
         mail.add_content(rendered.html, "text/html")
         for image in rendered.images:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.delivery.addresses import has_utf8_local_part, wire_address
 from newsletter.delivery.base import Envelope, MailBackend, MessageBatch
+from newsletter.delivery.dkim_signer import DkimSigner
 from newsletter.delivery.mime import build_mime
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import SendResult
@@ -56,6 +57,7 @@ class SMTPBackend(MailBackend):
         use_ssl: bool = False,
         timeout: float = 30.0,
         context: ssl.SSLContext | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         if starttls and use_ssl:
             raise ConfigurationError(
@@ -67,6 +69,7 @@ class SMTPBackend(MailBackend):
         self.username, self.password = username, password
         self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
         self.context = context
+        self.dkim = dkim
         self._conn: smtplib.SMTP | None = None
         self.connections = 0
         self._smtputf8: bool | None = None
@@ -83,6 +86,7 @@ class SMTPBackend(MailBackend):
             starttls=settings.smtp_starttls,
             use_ssl=settings.smtp_ssl,
             timeout=settings.smtp_timeout,
+            dkim=DkimSigner.from_settings(settings),
         )
 
     def _tls(self) -> ssl.SSLContext:
@@ -167,6 +171,8 @@ class SMTPBackend(MailBackend):
         msg = build_mime(batch, envelope, self.from_email, self.from_name)
         message_id = str(msg["Message-ID"])
         data = msg.as_bytes()
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         last = ""
         for attempt in range(1, ATTEMPTS + 1):
             self.open()

@@ -60,7 +60,8 @@ def test_one_request_one_personalization_per_reader(
     assert first["custom_args"] == {"issue_id": "7", "subscriber_id": "0"}
     assert first["headers"]["List-Unsubscribe"] == "<https://news.example.org/unsubscribe/tok0>"
     assert first["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "custom_args" not in body and "headers" not in body
+    # Per reader above; for every reader, only the list's id.
+    assert "custom_args" not in body and list(body["headers"]) == ["List-Id"]
     assert body["from"] == {"email": "news@example.org", "name": "Daily AI Insights"}
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     (chart,) = body["attachments"]
@@ -238,3 +239,12 @@ def test_international_domain_reaches_sendgrid_idna_encoded(
     assert seen.status == 202 and seen.body is not None
     assert seen.body["personalizations"][0]["to"] == [{"email": "user@xn--bcher-kva.example"}]
     assert result.status == SendOutcome.SENT and result.to == "user@bücher.example"
+
+
+def test_the_mail_names_its_list(sendgrid: SendGridDouble, rendered: RenderedIssue) -> None:
+    backend_for(sendgrid).send(batch_of(rendered, [envelope(1)]))
+    (seen,) = sendgrid.seen
+    assert seen.status == 202 and seen.body is not None
+    assert seen.body["headers"] == {
+        "List-Id": '"Daily AI Insights" <daily-ai-insights.example.org>'
+    }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import re
+from pathlib import Path
 
 import pytest
 
 from newsletter.delivery.smtp import SMTPBackend
 from newsletter.errors import ConfigurationError, DeliveryError
 from newsletter.models import RenderedIssue
+from newsletter.settings import load_settings
 from newsletter.statuses import SendOutcome
 from tests.delivery.conftest import TLSFiles, batch_of, envelope
 from tests.fakes.smtp_server import SMTPSink, free_port
@@ -201,3 +205,85 @@ def test_utf8_local_part_needs_a_server_announcing_smtputf8(rendered: RenderedIs
             else:
                 assert result.status == REJECTED and "non-ASCII" in result.error
                 assert sink.received == []
+
+
+def test_date_is_utc_as_plus_0000_and_the_list_has_an_id(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    with backend_for(smtp_sink) as backend:
+        backend.send(batch_of(rendered, [envelope(1)]))
+    (received,) = smtp_sink.received
+    head = received.data.split(b"\r\n\r\n")[0].decode()
+    assert re.search(r"^Date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r$", head, re.M)
+    assert '\r\nList-Id: "News" <news.example.org>\r\n' in head
+
+
+def _dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
+    """A PEM RSA key file and the DNS TXT record that publishes its public half."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_dkim_signature_verifies_against_the_published_key(
+    smtp_sink: SMTPSink, rendered: RenderedIssue, tmp_path: Path
+) -> None:
+    import dkim
+
+    key_file, record = _dkim_key(tmp_path)
+    settings = load_settings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_sink.port,
+        from_email="news@example.org",
+        dkim_domain="example.org",
+        dkim_selector="news2026",
+        dkim_key_file=key_file,
+    )
+    looked_up: list[bytes] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        looked_up.append(name)
+        return record if name == b"news2026._domainkey.example.org." else b""
+
+    with SMTPBackend.from_settings(settings) as backend:
+        backend.send(batch_of(rendered, [envelope(1)]))
+    (received,) = smtp_sink.received
+    assert received.data.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(received.data, dnsfunc=dns)
+    assert looked_up == [b"news2026._domainkey.example.org."]
+    signed = re.search(rb"h=([^;]+);", received.data.replace(b"\r\n ", b"")).group(1)  # type: ignore[union-attr]
+    assert {b"list-unsubscribe", b"list-unsubscribe-post", b"list-id"} <= set(
+        signed.replace(b" ", b"").lower().split(b":")
+    )
+    # A changed body no longer verifies.
+    assert not dkim.verify(received.data.replace(b"reader1", b"reader2"), dnsfunc=dns)
+
+
+def test_dkim_settings_are_all_three_or_none(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="NEWSLETTER_DKIM_SELECTOR"):
+        SMTPBackend.from_settings(load_settings(dkim_domain="example.org"))
+    bad = tmp_path / "not-a-key.pem"
+    bad.write_text("not a key")
+    with pytest.raises(ConfigurationError, match="NEWSLETTER_DKIM_KEY_FILE"):
+        SMTPBackend.from_settings(
+            load_settings(dkim_domain="example.org", dkim_selector="s", dkim_key_file=bad)
+        )
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        SMTPBackend.from_settings(
+            load_settings(
+                dkim_domain="example.org", dkim_selector="s", dkim_key_file=tmp_path / "none"
+            )
+        )
