@@ -24,6 +24,7 @@ from newsletter.issue_state import (
     DigestState,
     IssueContent,
     Provenance,
+    QualificationNote,
     Rendering,
     ReportsProvenance,
     made_with,
@@ -65,7 +66,13 @@ def classify_papers(
     if client is None:
         return classify.classify_rules(papers, svc.taxonomy), rules_provenance(ids, (), len(ids))
     result = classify.classify_llm(papers, svc.taxonomy, client, svc.settings.llm_batch_size)
-    return result.classification, rules_provenance(ids, result.models, result.by_rules)
+    made = rules_provenance(ids, result.models, result.by_rules)
+    q = result.qualification
+    if q is not None and not q.qualified:
+        made.unqualified = QualificationNote(
+            model=q.model, model_right=q.model_right, rules_right=q.rules_right, total=q.total
+        )
+    return result.classification, made
 
 
 def _chart(svc: Services, grouped: Grouped, language: str) -> bytes:
@@ -152,10 +159,18 @@ def _digest(svc: Services, scope: _Scope, content: IssueContent, language: str) 
         ),
         chart_png=state.chart_png(language),
         made_with=made_with(state, language),
+        made_note=_made_note(state, language),
         paper_count=len(scope.papers),
         period_start=weekly.period_start(scope.date) if scope.weekly else None,
         covers_from=covers_from,
     )
+
+
+def _made_note(state: DigestState, language: str) -> str:
+    """The footer's full statement; offline mode when no model did anything."""
+    if state.made is None or not state.made.llm:
+        return ""
+    return state.made.statement(language)
 
 
 def _daily_scope(

@@ -39,6 +39,17 @@ TEXTS: dict[str, dict[str, str]] = {
             "Offline mode: papers from arXiv, sorted into categories by keyword rules; "
             "the reports quote the abstracts (no AI model)."
         ),
+        "made_sorted": "{done} of {total} papers sorted",
+        "made_written": "{done} of {total} reports written",
+        "made_by": "{parts} by {model}",
+        "made_join": " and ",
+        "made_rules": "{count} papers sorted by keyword rules",
+        "made_unqualified": (
+            "{model} placed {model_right} of {total} calibration papers right, "
+            "the keyword rules {rules_right}"
+        ),
+        "made_quoted": "{count} reports quote the abstracts ({slugs})",
+        "made_check": "Models make mistakes: check the papers themselves.",
         "made_with": (
             "Papers from arXiv, sorted into categories and summarised by {model}. "
             "Models make mistakes: check the papers themselves."
@@ -120,6 +131,16 @@ TEXTS: dict[str, dict[str, str]] = {
             "오프라인 모드: arXiv의 새 논문을 키워드 규칙으로 분류하고, 보고서는 초록에서 "
             "발췌했습니다 (AI 모델 없음)."
         ),
+        "made_sorted": "논문 {total}편 중 {done}편을 분류",
+        "made_written": "보고서 {total}개 중 {done}개를 작성",
+        "made_by": "{model} 모델이 {parts}했습니다",
+        "made_join": "하고 ",
+        "made_rules": "논문 {count}편은 키워드 규칙으로 분류했습니다",
+        "made_unqualified": (
+            "{model}: 보정용 논문 {total}편 중 {model_right}편 정답, 키워드 규칙 {rules_right}편"
+        ),
+        "made_quoted": "보고서 {count}개({slugs})는 초록을 인용합니다",
+        "made_check": "모델은 틀릴 수 있으니 원문을 확인하세요.",
         "made_with": (
             "arXiv의 새 논문을 {model} 모델이 분류하고 요약했습니다. 모델은 틀릴 수 있으니 "
             "원문을 확인하세요."

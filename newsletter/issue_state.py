@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsletter.i18n import texts
 from newsletter.models import CategoryReport
 
 #: ``made_by`` of a report that quotes the abstracts instead of a model's writing.
@@ -42,6 +43,15 @@ OFFLINE = "offline"
 
 class _Stored(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class QualificationNote(_Stored):
+    """A model's score on the calibration set beside the keyword rules' (newsletter.llm_quality)."""
+
+    model: str
+    model_right: int
+    rules_right: int
+    total: int
 
 
 class ClassificationProvenance(_Stored):
@@ -56,6 +66,9 @@ class ClassificationProvenance(_Stored):
     #: Which papers the rules sorted, when known (None: only the count was recorded), so a
     #: later run can ask a model again for just these.
     rules_ids: list[str] | None = None
+    #: Set when the configured model did worse than the rules on the calibration set, so
+    #: the rules sorted every paper.
+    unqualified: QualificationNote | None = None
 
     @property
     def by_model(self) -> int:
@@ -120,6 +133,48 @@ class Provenance(_Stored):
             notes.append("all reports" if everything else f"{len(extractive)} reports")
         credit = " + ".join(names)
         return f"{credit} (offline fallback for: {', '.join(notes)})" if notes else credit
+
+    def statement(self, language: str) -> str:
+        """What the model did, in full and in ``language``; offline mode when it did nothing.
+
+        E.g. "24 of 24 papers sorted and 10 of 12 reports written by m; 2 reports quote
+        the abstracts (cybersecurity, physics)". Never cut: the footer shows all of it.
+        """
+        t = texts(language)
+        sorted_by = self.classification
+        reports = self.reports.get(language, ReportsProvenance())
+        names = list(dict.fromkeys([*reports.models, *sorted_by.models])) or [self.llm]
+        parts = []
+        if sorted_by.models and sorted_by.by_model:
+            parts.append(t["made_sorted"].format(done=sorted_by.by_model, total=sorted_by.papers))
+        if reports.by_model:
+            parts.append(t["made_written"].format(done=reports.by_model, total=reports.categories))
+        notes = []
+        if sorted_by.rules and parts:
+            notes.append(t["made_rules"].format(count=sorted_by.rules))
+        if q := sorted_by.unqualified:
+            notes.append(t["made_unqualified"].format(**q.model_dump()))
+        if reports.extractive and parts:
+            slugs = ", ".join(reports.extractive)
+            notes.append(t["made_quoted"].format(count=len(reports.extractive), slugs=slugs))
+        if not parts:  # the model did nothing: offline mode, and why when known
+            return " ".join([t["made_offline"], *(f"({n})" for n in notes)])
+        model = " + ".join(n.split("/", 1)[-1] for n in names if n)
+        lead = t["made_by"].format(parts=t["made_join"].join(parts), model=model)
+        return "; ".join([lead, *notes]) + "."
+
+    def counts(self) -> dict[str, object]:
+        """The counts of ``newsletter llm usage --json``'s ``provenance`` key."""
+        sorted_by = self.classification
+        return {
+            "model": self.llm,
+            "classification": {"model": sorted_by.by_model, "rules": sorted_by.rules},
+            "qualification": sorted_by.unqualified.model_dump() if sorted_by.unqualified else None,
+            "reports": {
+                language: {"model": r.by_model, "offline": len(r.extractive)}
+                for language, r in self.reports.items()
+            },
+        }
 
 
 class Rendering(_Stored):

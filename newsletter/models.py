@@ -87,6 +87,9 @@ class Digest:
     #: Set when a daily issue also carries earlier days that had no issue of their own
     #: (the service was down): the first of them.
     covers_from: dt.date | None = None
+    #: What the model did, in full and in ``language`` ("" for offline or older issues);
+    #: the footer shows it instead of the short ``made_with`` credit.
+    made_note: str = ""
 
     def section(self, slug: str) -> CategorySection | None:
         return next((s for s in self.sections if s.slug == slug), None)

@@ -250,6 +250,10 @@ def _cut(section: dict[str, Any], limit: int | None) -> dict[str, Any]:
 
 def _made_with(digest: Digest, language: str) -> str:
     t = i18n.texts(language)
+    if digest.made_note.startswith(t["made_offline"]):
+        return digest.made_note
+    if digest.made_note:  # the full statement of what the model did, never cut
+        return f"{clean_line(digest.made_note, 2000)} {t['made_check']}"
     if digest.made_with in ("", "offline"):
         return t["made_offline"]
     return t["made_with"].format(model=clean_line(digest.made_with, 80))

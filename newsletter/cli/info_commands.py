@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+from typing import TYPE_CHECKING
 
 from newsletter.cli.common import out, parse_date, services, settings
 from newsletter.cli.registry import JSON, arg, command
+
+if TYPE_CHECKING:
+    from newsletter.app import Services
 
 
 @command("categories", "list the category taxonomy", JSON)
@@ -55,8 +61,29 @@ def llm_usage(args: argparse.Namespace) -> int:
             )
         return rows
 
-    out([u.as_json() for u in lines], args.json, text)
+    if date is None:
+        out([u.as_json() for u in lines], args.json, text)
+        return 0
+    made = _provenance(services(args), date)
+    data = {"day": date.isoformat(), "calls": [u.as_json() for u in lines], "provenance": made}
+    out(data, args.json, lambda: [*text(), *_provenance_lines(made)])
     return 0
+
+
+def _provenance(svc: Services, date: dt.date) -> dict[str, object] | None:
+    """What the model did for the issue of ``date`` (None: no issue, or none recorded)."""
+    from newsletter.issue_state import IssueContent
+    from newsletter.issues import get_issue
+
+    issue = get_issue(svc.engine, date)
+    made = IssueContent.load(issue.content).made if issue is not None else None
+    return made.counts() if made is not None else None
+
+
+def _provenance_lines(made: dict[str, object] | None) -> list[str]:
+    if made is None:
+        return []
+    return ["", "provenance: " + json.dumps(made, ensure_ascii=False)]
 
 
 @command(

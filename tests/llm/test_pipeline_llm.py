@@ -52,8 +52,14 @@ def test_readers_in_two_languages_get_llm_reports_once(
     assert llm_server.count_of("classify") == math.ceil(SAMPLE / 40)
     assert llm_server.count_of("report") == 2 * k  # one per category and language
     by_to = {str(m["To"]): m for m in backend.outbox}
-    assert f"summarised by {MODEL}" in _text(by_to["en@example.com"])
-    assert MODEL in _text(by_to["ko@example.com"])
+    english, korean = _text(by_to["en@example.com"]), _text(by_to["ko@example.com"])
+    assert f"{SAMPLE} of {SAMPLE} papers sorted and {k} of {k} reports written by test-model." in (
+        english
+    )
+    assert (
+        f"test-model 모델이 논문 {SAMPLE}편 중 {SAMPLE}편을 분류하고 보고서 {k}개 중 {k}개를"
+        in (korean)
+    )
     calls = llm_server.count
     again = send(llm_services, DAY, backend)
     assert again.sent == 0 and llm_server.count == calls and len(backend.outbox) == 2
@@ -74,7 +80,10 @@ def test_outage_still_sends_and_the_footer_says_so(
         assert digest is not None
         expected = f"{MODEL} (offline fallback for: classification, all reports)"
         assert digest.made_with == expected
-        assert expected in _text(backend.outbox[0])
+        # the footer credits the model with nothing: it did nothing
+        footer = _text(backend.outbox[0])
+        assert "Offline mode: papers from arXiv, sorted into categories by keyword rules" in footer
+        assert "test-model" not in footer
         assert all(s.report.made_by == "extractive" for s in digest.sections)
         issue = get_issue(svc.engine, DAY)
         assert issue is not None and issue.made_with == expected
@@ -147,6 +156,42 @@ def test_budget_cut_shows_in_the_email(make_settings: Any, llm_server: FakeLLMSe
         svc.engine.dispose()
 
 
+def test_the_footer_statement_says_exactly_what_the_model_did() -> None:
+    from newsletter.issue_state import (
+        ClassificationProvenance,
+        Provenance,
+        QualificationNote,
+        ReportsProvenance,
+    )
+
+    made = Provenance(
+        llm="openai/qwen",
+        classification=ClassificationProvenance(papers=24, models=["openai/qwen"], rules=0),
+        reports={
+            "en": ReportsProvenance(
+                categories=12, models=["openai/qwen"], extractive=["cybersecurity", "physics"]
+            )
+        },
+    )
+    assert made.statement("en") == (
+        "24 of 24 papers sorted and 10 of 12 reports written by qwen; "
+        "2 reports quote the abstracts (cybersecurity, physics)."
+    )
+    assert made.counts()["reports"] == {"en": {"model": 10, "offline": 2}}
+    made.classification = ClassificationProvenance(
+        papers=24,
+        rules=24,
+        unqualified=QualificationNote(model="openai/qwen", model_right=8, rules_right=16, total=19),
+    )
+    assert made.statement("en") == (
+        "10 of 12 reports written by qwen; 24 papers sorted by keyword rules; openai/qwen placed "
+        "8 of 19 calibration papers right, the keyword rules 16; 2 reports quote the abstracts "
+        "(cybersecurity, physics)."
+    )
+    made.reports = {}
+    assert made.statement("en").startswith("Offline mode") and "8 of 19" in made.statement("en")
+
+
 def test_made_with_wording() -> None:
     def content(rules: int, extractive: list[str], models: list[str]) -> IssueContent:
         return IssueContent.model_validate(
@@ -193,6 +238,12 @@ def test_llm_usage_command(
     assert by_purpose["classify"]["calls"] == 1 and by_purpose["classify"]["day"] == "2024-11-22"
     assert by_purpose["report"]["calls"] == llm_server.count - 1
     assert by_purpose["report"]["prompt_tokens"] > 0 and by_purpose["report"]["cost_usd"] is None
+    assert main(["llm", "usage", "--date", "2024-11-22", "--json"]) == 0
+    dated = json.loads(capsys.readouterr().out)
+    assert {row["purpose"] for row in dated["calls"]} == {"classify", "report"}
+    k = by_purpose["report"]["calls"]
+    assert dated["provenance"]["classification"] == {"model": 24, "rules": 0}
+    assert dated["provenance"]["reports"] == {"ko": {"model": k, "offline": 0}}
     assert main(["llm", "usage", "--date", "2024-11-22"]) == 0
     text = capsys.readouterr().out
     assert "classify" in text and "unknown" in text and MODEL in text
