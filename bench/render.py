@@ -28,8 +28,9 @@ from newsletter.categories import Taxonomy, load_taxonomy
 from newsletter.chart import render_chart
 from newsletter.delivery.base import Envelope, MessageBatch
 from newsletter.delivery.mime import build_mime
+from newsletter.html_build import compile_mjml
 from newsletter.models import CategorySection, Digest, ReaderView, RenderedIssue
-from newsletter.render import Links, compile_mjml, issue_mjml, render_issue
+from newsletter.render import Links, issue_mjml, render_issue
 from subscribers.tokens import Signer, reader_links
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """The two mails the web app sends: the confirmation link and the manage link.
 
-They are small MJML templates compiled like the issue (``render.compile_mjml``)
+They are small MJML templates compiled like the issue (``html_build.compile_mjml``)
 and sent through the same ``MailBackend`` as a one-recipient ``MessageBatch``.
 """
 
@@ -10,8 +10,9 @@ from typing import Literal
 
 from newsletter.categories import Taxonomy
 from newsletter.delivery.base import Envelope, MessageBatch
+from newsletter.html_build import compile_mjml
 from newsletter.models import RenderedIssue
-from newsletter.render import compile_mjml, mail_templates
+from newsletter.render import mail_templates
 from subscribers.web_texts import web_texts
 
 MailKind = Literal["confirm", "manage"]
