@@ -20,6 +20,7 @@ from newsletter.app import Services
 from newsletter.collecting import window_after
 from newsletter.i18n import texts
 from newsletter.issue_state import (
+    EXTRACTIVE,
     ClassificationProvenance,
     DigestState,
     IssueContent,
@@ -31,7 +32,14 @@ from newsletter.issue_state import (
     rules_provenance,
 )
 from newsletter.issues import advance_stage, ensure_issue, get_issue, update_content
-from newsletter.models import CategorySection, Digest, Paper, ReaderView, RenderedIssue
+from newsletter.models import (
+    CategoryReport,
+    CategorySection,
+    Digest,
+    Paper,
+    ReaderView,
+    RenderedIssue,
+)
 from newsletter.papers import has_papers_on, papers_between, papers_on
 from newsletter.render import Links, render_issue
 from newsletter.statuses import IssueStatus, advance
@@ -207,11 +215,75 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     theirs = content.window(date)
     if theirs is not None and theirs != after:  # another process classified first
         scope = _daily_scope(svc, date, theirs, client, issue.status)
+    if client is not None and issue.status in _NOT_SENT:
+        content = _retry_fallbacks(svc, issue.id, scope, content, client)
     if not content.has_language(language):
         content = _store_language(svc, issue.id, scope, content, language, client)
         credit = made_with(content, svc.settings.language)
         advance_stage(svc.engine, issue.id, IssueStatus.SUMMARIZED, made_with=credit)
     return _digest(svc, scope, content, language)
+
+
+#: Stages of an issue no reader has seen: its fallbacks may still be replaced.
+_NOT_SENT = (
+    IssueStatus.COLLECTED,
+    IssueStatus.CLASSIFIED,
+    IssueStatus.SUMMARIZED,
+    IssueStatus.RENDERED,
+)
+
+
+def _retry_fallbacks(
+    svc: Services,
+    issue_id: int,
+    scope: _Scope,
+    content: IssueContent,
+    client: llm_client.LLMClient,
+) -> IssueContent:
+    """Ask the model again for the parts of an unsent issue that fell back (rules or
+    extractive reports), and store what it now answers; successful answers come from
+    the cache, so only the fallen-back parts cost calls."""
+    made = content.made
+    if made is None or content.classification is None or not made.llm:
+        return content
+    sorted_by = made.classification
+    classification, redone = content.classification, None
+    if sorted_by.rules and sorted_by.unqualified is None:
+        fresh, provenance = classify_papers(svc, scope.papers, client)
+        if provenance.rules < sorted_by.rules:
+            classification, redone = fresh, provenance
+    reports: dict[str, dict[str, CategoryReport]] = {}
+    if redone is None:
+        grouped = _grouped(svc, scope, content)
+        for language, written in content.reports.items():
+            missing = {s: grouped[s] for s, r in written.items() if r.made_by == EXTRACTIVE}
+            if missing:
+                again = summarize.write_reports(missing, svc.taxonomy, language, client)
+                better = {s: r for s, r in again.items() if r.made_by != EXTRACTIVE}
+                if better:
+                    reports[language] = {**written, **better}
+    if redone is None and not reports:
+        return content
+
+    def change(stored: IssueContent) -> IssueContent:
+        if stored.made is None:
+            return stored
+        if redone is not None:  # a new grouping: every language's reports are redone
+            stored.classification = classification
+            stored.made.classification = redone
+            stored.made.reports, stored.reports, stored.charts = {}, {}, {}
+            stored.rendered = {}
+        for language, written in reports.items():
+            stored.reports[language] = written
+            stored.made.reports[language] = ReportsProvenance.of(written)
+            stored.rendered.pop(language, None)
+        return stored
+
+    stored = update_content(svc.engine, issue_id, change)
+    if redone is None:
+        credit = made_with(stored, svc.settings.language)
+        advance_stage(svc.engine, issue_id, IssueStatus.SUMMARIZED, made_with=credit)
+    return stored
 
 
 def build_weekly_digest(svc: Services, date: dt.date, language: str | None = None) -> Digest | None:

@@ -93,6 +93,65 @@ def test_outage_still_sends_and_the_footer_says_so(
         svc.engine.dispose()
 
 
+def test_fallbacks_are_asked_again_on_a_later_build_until_sent(
+    make_settings: Any, llm_server: FakeLLMServer
+) -> None:
+    svc = Services.build(make_settings(llm_max_retries=1, language="en"))
+    try:
+        load_sample(svc)
+        llm_server.script(*[Step("status", status=503)] * 2)  # the model is down
+        first = build_digest(svc, DAY)
+        assert first is not None and all(s.report.made_by == "extractive" for s in first.sections)
+        assert first.made_note.startswith("Offline mode")
+        # the model is back: only the parts that fell back are asked (classification, then
+        # every report of the new grouping); the footer now credits the model
+        llm_server.reset()
+        again = build_digest(svc, DAY)
+        assert again is not None
+        k = len(again.sections)
+        assert llm_server.count_of("classify") == 1 and llm_server.count_of("report") == k
+        assert all(s.report.made_by == MODEL for s in again.sections)
+        assert again.made_note.startswith(f"{SAMPLE} of {SAMPLE} papers sorted and {k} of {k}")
+        issue = get_issue(svc.engine, DAY)
+        assert issue is not None and issue.made_with == MODEL
+        # nothing fell back any more: a third build asks nothing
+        calls = llm_server.count
+        assert build_digest(svc, DAY) == again and llm_server.count == calls
+    finally:
+        svc.engine.dispose()
+
+
+def test_a_report_that_fell_back_alone_is_asked_again_alone(
+    llm_services: Services, llm_server: FakeLLMServer
+) -> None:
+    load_sample(llm_services)
+    llm_server.script(*[Step("wrong_language", task="report")] * 4)  # the whole ladder fails
+    first = build_digest(llm_services, DAY)
+    assert first is not None
+    fell = [s.slug for s in first.sections if s.report.made_by == "extractive"]
+    assert len(fell) == 1
+    calls = llm_server.count
+    again = build_digest(llm_services, DAY)
+    assert again is not None and llm_server.count == calls + 1
+    assert llm_server.seen[-1].task == "report"
+    assert all(s.report.made_by == MODEL for s in again.sections)
+
+
+def test_a_sent_issue_keeps_its_fallbacks(make_settings: Any, llm_server: FakeLLMServer) -> None:
+    svc = Services.build(make_settings(llm_max_retries=1, language="en"))
+    try:
+        load_sample(svc)
+        readers.add_active(svc.engine, svc.taxonomy, "a@example.com", language="en")
+        llm_server.script(*[Step("status", status=503)] * 2)
+        assert send(svc, DAY, MemoryBackend()).sent == 1
+        llm_server.reset()
+        digest = build_digest(svc, DAY)
+        assert digest is not None and digest.made_note.startswith("Offline mode")
+        assert llm_server.count == 0  # what readers got is what the archive keeps
+    finally:
+        svc.engine.dispose()
+
+
 def test_reports_down_after_classification_marks_only_reports(
     llm_services: Services, llm_server: FakeLLMServer
 ) -> None:
