@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -154,10 +155,10 @@ def run(name: str, url: str, papers: list[Paper]) -> None:
 
     for raw in QUERIES:
         query = parse_query(raw)
-        fts = median_ms(lambda q=query: search_papers(svc.engine, q))  # type: ignore[misc]
+        fts = median_ms(partial(search_papers, svc.engine, query))
         hits = len(search_papers(svc.engine, query).papers)
         words = list(query.terms)
-        like = median_ms(lambda w=words: like_scan(svc, w), repeat=5)  # type: ignore[misc]
+        like = median_ms(partial(like_scan, svc, words), repeat=5)
         print(
             f"search {raw!r:32} {fts:7.2f} ms ({hits:2d} hits) | LIKE scan {like:8.2f} ms "
             f"| LIKE/FTS x{like / fts:.1f}"
@@ -174,7 +175,7 @@ def run(name: str, url: str, papers: list[Paper]) -> None:
             "/search?q=language+model",
         ):
             assert client.get(path).status_code == 200, path
-            print(f"GET {path:28} {median_ms(lambda p=path: client.get(p)):7.2f} ms")  # type: ignore[misc]
+            print(f"GET {path:28} {median_ms(partial(client.get, path)):7.2f} ms")
     svc.engine.dispose()
 
 

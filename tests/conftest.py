@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from newsletter.app import Services
+    from newsletter.settings import Settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,7 +48,7 @@ def _pg_available() -> bool:
         return False
 
 
-def pg_schema_url() -> Iterator[str]:
+def pg_schema_url() -> Generator[str, None, None]:
     """A URL whose search_path is a brand-new schema, dropped afterwards."""
     if not _pg_available():
         if os.environ.get("CI"):
@@ -76,7 +81,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def settings(database_url: str, tmp_path: Path) -> Settings:
     from newsletter.settings import load_settings
 
     return load_settings(
@@ -88,7 +93,7 @@ def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def services(settings):  # type: ignore[no-untyped-def]
+def services(settings: Settings) -> Iterator[Services]:
     from newsletter.app import Services
 
     svc = Services.build(settings)

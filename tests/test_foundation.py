@@ -18,6 +18,7 @@ from newsletter.models import Paper, SendResult
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.preview import load_sample
 from newsletter.settings import load_settings
+from newsletter.statuses import SendOutcome
 from subscribers import csv_io, readers
 
 
@@ -117,7 +118,7 @@ def test_ledger_claims_each_reader_once(services: Services) -> None:
     first = ledger.claim(services.engine, issue.id, [(a.id, "nlp"), (b.id, "nlp")])
     second = ledger.claim(services.engine, issue.id, [(a.id, "nlp"), (b.id, "nlp")])
     assert first == {a.id, b.id} and second == set()
-    ledger.record(services.engine, issue.id, [(a.id, SendResult("a", "sent", "m1"))])
+    ledger.record(services.engine, issue.id, [(a.id, SendResult("a", SendOutcome.SENT, "m1"))])
     assert ledger.mark_stale_unknown(services.engine, issue.id) == 1  # b was left "sending"
     assert ledger.counts(services.engine, issue.id) == {"sent": 1, "unknown": 1}
     assert ledger.claim(services.engine, issue.id, [(b.id, "nlp")]) == set()

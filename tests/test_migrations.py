@@ -6,6 +6,7 @@ import threading
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from newsletter.app import prepare_database
@@ -31,9 +32,9 @@ def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     engines = [make_engine(database_url) for _ in range(3)]
     errors: list[BaseException] = []
 
-    def start(engine: object) -> None:
+    def start(engine: Engine) -> None:
         try:
-            prepare_database(engine)  # type: ignore[arg-type]
+            prepare_database(engine)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 

@@ -13,6 +13,7 @@ from newsletter.delivery import ledger
 from newsletter.delivery.bounces import import_bounces
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
+from newsletter.statuses import SendOutcome
 from subscribers.readers import get_by_id, set_status
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 
@@ -68,7 +69,10 @@ def readers(ledger_services: Services) -> list[int]:
     ledger.record(
         svc.engine,
         issue.id,
-        [(i, SendResult("x", "sent", f"<m{n}@example.org>")) for n, i in enumerate(ids[:3])],
+        [
+            (i, SendResult("x", SendOutcome.SENT, f"<m{n}@example.org>"))
+            for n, i in enumerate(ids[:3])
+        ],
     )
     set_status(svc.engine, ids[3], "unsubscribed", "web")
     return ids

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from newsletter.app import Services
@@ -150,8 +149,12 @@ def test_two_senders_racing_mail_each_reader_once(
     sendgrid.keep_bodies = False
     env = sender_env(svc, sendgrid)
     both = threading.Barrier(2, timeout=60)
-    slow: Callable[[int], None] = lambda number: both.wait() if number <= 2 else None  # noqa: E731
-    sendgrid.on_request = slow  # the first request of each sender waits for the other's
+
+    def slow(number: int) -> None:
+        if number <= 2:  # the first request of each sender waits for the other's
+            both.wait()
+
+    sendgrid.on_request = slow
     senders = [start_sender(env), start_sender(env)]
     outputs = [s.communicate(timeout=120) for s in senders]
     assert [s.returncode for s in senders] == [0, 0], outputs

@@ -155,7 +155,10 @@ def test_record_writes_only_rows_the_run_owns(ledger_services: Services, issue: 
         ledger.record(
             svc.engine,
             issue,
-            [(a, SendResult("a", "sent", "m")), (b, SendResult("b", "sent", "m"))],
+            [
+                (a, SendResult("a", SendOutcome.SENT, "m")),
+                (b, SendResult("b", SendOutcome.SENT, "m")),
+            ],
             second,
         )
     assert _status(svc, issue) == {a: "sending", b: "sent"}
@@ -177,7 +180,7 @@ def test_a_batch_with_one_answer_is_recorded_in_one_statement(
         sa.event.listen(svc.engine, "before_cursor_execute", count)
         try:
             ledger.record(
-                svc.engine, issue, [(i, SendResult("x", "sent", "mid")) for i in ids], run
+                svc.engine, issue, [(i, SendResult("x", SendOutcome.SENT, "mid")) for i in ids], run
             )
         finally:
             sa.event.remove(svc.engine, "before_cursor_execute", count)
@@ -193,7 +196,9 @@ def test_retry_claims_skip_rows_another_transaction_holds(
     a, b = add_readers(svc, 2)
     ledger.claim(svc.engine, issue, [(a, "nlp"), (b, "nlp")])
     ledger.record(
-        svc.engine, issue, [(a, SendResult("a", "deferred")), (b, SendResult("b", "deferred"))]
+        svc.engine,
+        issue,
+        [(a, SendResult("a", SendOutcome.DEFERRED)), (b, SendResult("b", SendOutcome.DEFERRED))],
     )
     other = make_engine(svc.settings.database_url)
     try:

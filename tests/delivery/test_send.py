@@ -23,6 +23,7 @@ from newsletter.errors import FailureBudgetExceeded
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
 from newsletter.sending import SendReport, send
+from newsletter.statuses import SendOutcome
 from subscribers.models import Subscriber
 from tests.delivery.conftest import SAMPLE_DATE, add_readers
 from tests.fakes.sendgrid_double import API_KEY, SendGridDouble, Step
@@ -57,8 +58,9 @@ def statuses(svc: Services) -> dict[str, str]:
     return {r.email: r.status for r in rows}
 
 
-def run(svc: Services, backend: MailBackend, **options: object) -> SendReport:
-    return send(svc, SAMPLE_DATE, backend, **options)  # type: ignore[arg-type]
+def run(svc: Services, backend: MailBackend, **options: Any) -> SendReport:
+    """Send the sample day; ``options`` are ``send``'s keyword arguments."""
+    return send(svc, SAMPLE_DATE, backend, **options)
 
 
 def test_every_reader_gets_the_issue_once(
@@ -270,10 +272,12 @@ def test_backend_defaults_for_the_rate() -> None:
 
 def test_the_budget_waits_for_a_sample_then_stops() -> None:
     budget = dispatch.FailureBudget(0.05, min_sample=20)
-    bounce = SendResult("dead@x.org", "rejected", error="550 5.1.1 <dead@x.org>: user unknown")
+    bounce = SendResult(
+        "dead@x.org", SendOutcome.REJECTED, error="550 5.1.1 <dead@x.org>: user unknown"
+    )
     budget.add([bounce] * 3)  # 3 of 3, but too few to judge
     with pytest.raises(FailureBudgetExceeded, match="3 of 20") as caught:
-        budget.add([SendResult("b@x.org", "sent")] * 17)
+        budget.add([SendResult("b@x.org", SendOutcome.SENT)] * 17)
     assert "550 5.1.1 <<address>>: user unknown" in str(caught.value)
     assert "dead@x.org" not in str(caught.value)  # the message is logged: no addresses
 
@@ -286,7 +290,7 @@ def test_readers_of_a_crashed_run_are_never_mailed_twice(
     ids = add_readers(svc, 6, SETS)
     table = table_of(Subscriber)
     with svc.engine.connect() as conn:
-        emails = dict(conn.execute(sa.select(table.c.id, table.c.email)).all())
+        emails = {row.id: row.email for row in conn.execute(sa.select(table.c.id, table.c.email))}
     ledger.claim(svc.engine, issue_id(svc), [(i, "nlp") for i in ids[:2]])  # no live run owns them
     report = run(svc, sendgrid_backend(sendgrid))
     assert (report.sent, report.unknown) == (4, 2)

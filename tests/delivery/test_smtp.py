@@ -6,6 +6,7 @@ import base64
 import email.utils
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,9 @@ SENT, REJECTED = SendOutcome.SENT, SendOutcome.REJECTED
 DEFERRED, UNKNOWN = SendOutcome.DEFERRED, SendOutcome.UNKNOWN
 
 
-def backend_for(sink: SMTPSink, **options: object) -> SMTPBackend:
-    return SMTPBackend("127.0.0.1", sink.port, "news@example.org", "News", timeout=10, **options)  # type: ignore[arg-type]
+def backend_for(sink: SMTPSink, **options: Any) -> SMTPBackend:
+    """A backend on ``sink``; ``options`` are SMTPBackend's keyword arguments."""
+    return SMTPBackend("127.0.0.1", sink.port, "news@example.org", "News", timeout=10, **options)
 
 
 def test_one_connection_serves_many_messages(smtp_sink: SMTPSink, rendered: RenderedIssue) -> None:

@@ -22,6 +22,7 @@ from newsletter.app import Services
 from newsletter.delivery import ledger
 from newsletter.issues import get_issue
 from newsletter.models import SendResult
+from newsletter.statuses import DeliveryStatus, SendOutcome
 from subscribers import webhooks
 from subscribers.readers import events as reader_events
 from subscribers.readers import get_by_id, list_subscribers
@@ -79,7 +80,9 @@ def sent(app_services: Services) -> tuple[int, list[int]]:
     assert issue is not None and issue.id is not None
     ids = add_readers(svc, 3)
     ledger.claim(svc.engine, issue.id, [(i, "nlp") for i in ids])
-    ledger.record(svc.engine, issue.id, [(i, SendResult("x", "sent", "sg-1")) for i in ids])
+    ledger.record(
+        svc.engine, issue.id, [(i, SendResult("x", SendOutcome.SENT, "sg-1")) for i in ids]
+    )
     return issue.id, ids
 
 
@@ -101,7 +104,9 @@ def post(client: TestClient, signer: Signer, payload: Any, **kw: Any) -> Any:
     return client.post(PATH, content=body, headers=signer.headers(body, **kw))
 
 
-def snapshot(svc: Services, issue: int) -> tuple[list[str], list[tuple[str, str, bool, bool]]]:
+def snapshot(
+    svc: Services, issue: int
+) -> tuple[list[str], list[tuple[str, DeliveryStatus, bool, bool]]]:
     readers = [i.status for i in list_subscribers(svc.engine)]
     rows = [
         (r.email, r.status, r.delivered_at is not None, r.opened_at is not None)

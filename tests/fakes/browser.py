@@ -10,9 +10,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -26,7 +29,7 @@ ARGS = [
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
+def chromium() -> Iterator[Browser]:
     """A launched headless Chromium; skips (fails in CI) when Debian's package is missing."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):

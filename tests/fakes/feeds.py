@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -90,10 +91,11 @@ class FeedServer:
             self.routes[path] = list(replies)
         return self.url(path)
 
-    def serve(self, path: str, body: bytes, **reply: object) -> str:
-        return self.script(path, Reply(body=body, **reply))  # type: ignore[arg-type]
+    def serve(self, path: str, body: bytes, **reply: Any) -> str:
+        """Answer ``path`` with ``body``; ``reply`` sets the other fields of ``Reply``."""
+        return self.script(path, Reply(body=body, **reply))
 
-    def serve_file(self, path: str, name: str, **reply: object) -> str:
+    def serve_file(self, path: str, name: str, **reply: Any) -> str:
         """Serve a recorded file from ``tests/data``; JSON and HTML get their content type."""
         if name.endswith(".json"):
             reply.setdefault("content_type", JSON)

@@ -4,7 +4,7 @@ repair, retries, timeouts, fallbacks and the circuit breaker."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ PAPERS = [
 
 
 @pytest.fixture
-def client(make_settings: Callable[..., Settings]) -> Callable[..., LLMClient]:
+def client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., LLMClient]]:
     engines = []
 
     def build(**overrides: Any) -> LLMClient:
@@ -39,7 +39,7 @@ def client(make_settings: Callable[..., Settings]) -> Callable[..., LLMClient]:
         engines.append(engine)
         return LLMClient(settings, engine, DAY)
 
-    yield build  # type: ignore[misc]
+    yield build
     for engine in engines:
         engine.dispose()
 

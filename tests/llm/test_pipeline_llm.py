@@ -48,7 +48,9 @@ def test_readers_in_two_languages_get_llm_reports_once(
     backend = MemoryBackend()
     report = send(llm_services, DAY, backend)
     assert report.sent == 2
-    k = len(build_digest(llm_services, DAY, "en").sections)  # type: ignore[union-attr]
+    digest = build_digest(llm_services, DAY, "en")
+    assert digest is not None
+    k = len(digest.sections)
     assert llm_server.count_of("classify") == math.ceil(SAMPLE / 40)
     assert llm_server.count_of("report") == 2 * k  # one per category and language
     by_to = {str(m["To"]): m for m in backend.outbox}

@@ -4,11 +4,13 @@ and the extractive fallback when the answer cannot be used."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from newsletter.categories import load_taxonomy
 from newsletter.llm_client import LLMClient
+from newsletter.settings import Settings
 from newsletter.summarize import llm_report, write_reports
 from tests.fakes.llm_server import UNSENT_ID, FakeLLMServer, Step, data_rows
 from tests.llm.helpers import DAY, day_of
@@ -85,11 +87,11 @@ def test_unusable_report_falls_back_to_extractive(
 
 
 def test_large_category_is_cut_to_the_token_budget_most_relevant_first(
-    make_settings: object, llm_server: FakeLLMServer
+    make_settings: Callable[..., Settings], llm_server: FakeLLMServer
 ) -> None:
     from newsletter.app import Services
 
-    svc = Services.build(make_settings(llm_max_input_tokens=2500))  # type: ignore[operator]
+    svc = Services.build(make_settings(llm_max_input_tokens=2500))
     try:
         papers = day_of(40)
         report = llm_report(NLP, papers, "en", LLMClient(svc.settings, svc.engine, DAY))

@@ -12,6 +12,7 @@ import io
 import random
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from newsletter.categories import Taxonomy, load_taxonomy
 from newsletter.models import (
@@ -90,8 +91,9 @@ def report(
     )
 
 
-def section(slug: str, papers: Sequence[Paper], **report_fields: object) -> CategorySection:
-    return CategorySection(slug, tuple(papers), report(slug, papers, **report_fields))  # type: ignore[arg-type]
+def section(slug: str, papers: Sequence[Paper], **report_fields: Any) -> CategorySection:
+    """A section of ``papers``; ``report_fields`` are ``report``'s keyword arguments."""
+    return CategorySection(slug, tuple(papers), report(slug, papers, **report_fields))
 
 
 def digest(

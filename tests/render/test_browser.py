@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from playwright.sync_api import Browser, FloatRect, Page
 
 from newsletter.preview import DemoResult, demo
 from newsletter.render import render_issue
@@ -26,7 +28,7 @@ TOP_HEIGHT = {"mobile": 1500, "desktop": 1500}
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched
 
@@ -38,21 +40,23 @@ def demo_issue(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     return demo(out, settings)
 
 
-def _open(browser: object, html: Path, width: int, scheme: str = "light"):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)  # type: ignore[attr-defined]
+def _open(
+    browser: Browser, html: Path, width: int, scheme: Literal["light", "dark"] = "light"
+) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     page.goto(html.resolve().as_uri())
     page.wait_for_load_state("load")
     return page
 
 
-def _no_horizontal_scroll(page, width: int) -> None:  # type: ignore[no-untyped-def]
+def _no_horizontal_scroll(page: Page, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate("document.body.scrollWidth") <= width
 
 
 @pytest.mark.parametrize("device", sorted(WIDTHS))
 def test_demo_issue_fits_and_shows_every_section(
-    browser: object, demo_issue: DemoResult, device: str
+    browser: Browser, demo_issue: DemoResult, device: str
 ) -> None:
     width = WIDTHS[device]
     html = demo_issue.files[0]
@@ -75,14 +79,14 @@ def test_demo_issue_fits_and_shows_every_section(
             assert page.locator(footer_link).first.is_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.evaluate("window.scrollTo(0, 0)")
-        top = {"x": 0, "y": 0, "width": width, "height": TOP_HEIGHT[device]}
+        top: FloatRect = {"x": 0, "y": 0, "width": width, "height": TOP_HEIGHT[device]}
         page.screenshot(path=str(ARTIFACTS / f"email-{device}.png"), clip=top, full_page=True)
         page.screenshot(path=str(ARTIFACTS / f"email-{device}-full.png"), full_page=True)
     finally:
         page.close()
 
 
-def test_dark_mode_turns_the_page_and_cards_dark(browser: object, demo_issue: DemoResult) -> None:
+def test_dark_mode_turns_the_page_and_cards_dark(browser: Browser, demo_issue: DemoResult) -> None:
     page = _open(browser, demo_issue.files[0], 375, scheme="dark")
     try:
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -95,7 +99,7 @@ def test_dark_mode_turns_the_page_and_cards_dark(browser: object, demo_issue: De
         page.close()
 
 
-def test_hostile_issue_keeps_the_phone_layout(browser: object, tmp_path: Path) -> None:
+def test_hostile_issue_keeps_the_phone_layout(browser: Browser, tmp_path: Path) -> None:
     text = " ".join([HOSTILE["long-word"], HOSTILE["rtl"], HOSTILE["llm-html"], HOSTILE["emoji"]])
     rendered = render_issue(_digest(text), view("nlp"), taxonomy(), LINKS)
     html = tmp_path / "hostile.html"

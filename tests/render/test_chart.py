@@ -73,7 +73,10 @@ def test_each_bar_has_its_category_colour() -> None:
 
     png, _ = _draw("en")
     pixels = Image.open(io.BytesIO(png)).convert("RGB")
-    colours = {rgb for _, rgb in pixels.getcolors(maxcolors=1 << 16) or []}
+    colours: set[tuple[int, ...]] = set()
+    for _, rgb in pixels.getcolors(maxcolors=1 << 16) or []:
+        assert isinstance(rgb, tuple)  # an RGB image counts (r, g, b) triples
+        colours.add(rgb)
 
     def near(hex_colour: str) -> bool:
         target = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))

@@ -38,10 +38,10 @@ def test_chart_part_content_id_matches_the_cid_reference() -> None:
     rendered = render_issue(simple_digest(), view("nlp", "llm"), taxonomy(), LINKS)
     msg = _message(rendered)
     assert msg.get_content_type() == "multipart/alternative"
-    plain, related = msg.get_payload()  # type: ignore[misc]
+    plain, related = msg.iter_parts()
     assert plain.get_content_type() == "text/plain"
     assert related.get_content_type() == "multipart/related"
-    html_part, image_part = related.get_payload()
+    html_part, image_part = related.iter_parts()
     assert html_part.get_content_type() == "text/html"
     assert image_part.get_content_type() == "image/png"
     assert image_part.get_content_disposition() == "inline"

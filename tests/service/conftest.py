@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from email.message import EmailMessage
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,6 +15,13 @@ from newsletter.preview import load_sample
 
 SAMPLE_DATE = dt.date(2024, 11, 22)
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def text_of(msg: EmailMessage) -> str:
+    """The plain-text part of a mail."""
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None, "the mail has no text/plain part"
+    return str(part.get_content())
 
 
 def add_readers(

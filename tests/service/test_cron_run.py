@@ -13,7 +13,7 @@ from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.errors import DeliveryError
 from newsletter.models import SendResult
-from tests.service.conftest import SAMPLE_DATE, seed
+from tests.service.conftest import SAMPLE_DATE, seed, text_of
 
 
 class RefusingRelay(MailBackend):
@@ -47,4 +47,4 @@ def test_a_failed_cron_run_is_recorded_and_mailed_to_the_admin(services: Service
     assert run.outcome == "failed" and "relay refused" in run.detail
     [mail] = admin.outbox
     assert mail["To"] == "ops@example.com"
-    assert "relay refused" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "relay refused" in text_of(mail)

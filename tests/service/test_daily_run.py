@@ -13,10 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from sqlalchemy.engine import Engine
 
 from newsletter import runs
 from newsletter.app import Services
@@ -27,7 +29,7 @@ from newsletter.delivery.memory import MemoryBackend
 from newsletter.issues import issue_dates
 from newsletter.papers import papers_on, upsert_papers
 from newsletter.sending import send
-from tests.service.conftest import SAMPLE_DATE, seed
+from tests.service.conftest import SAMPLE_DATE, seed, text_of
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -47,7 +49,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def dead_engine(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def _announced_wait(record: logging.LogRecord) -> float:
+    """The back-off (seconds) a "retrying in" warning announces: its last %-argument."""
+    assert isinstance(record.args, tuple)
+    wait = record.args[-1]
+    assert isinstance(wait, int | float)
+    return float(wait)
+
+
+def dead_engine(database_url: str, tmp_path: Path) -> Engine:
     """An engine for the same kind of database that cannot be reached."""
     if database_url.startswith("sqlite"):
         return make_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'gone.db'}")
@@ -136,13 +146,13 @@ def test_database_down_is_retried_with_back_off_reported_and_caught_up_later(
     assert "unreachable after 3 attempts" in outcome.detail
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 2
-    waits = [float(r.args[-1]) for r in retries]  # type: ignore[index]
+    waits = [_announced_wait(r) for r in retries]
     assert waits[1] > waits[0] > 0  # exponential back-off
     # The admin is told through the mail backend; no reader got anything.
     [report] = backend.outbox
     assert str(report["To"]) == "ops@example.com"
     assert "failed" in str(report["Subject"])
-    assert "unreachable after 3 attempts" in report.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "unreachable after 3 attempts" in text_of(report)
     assert issue_dates(live.engine, status="sent") == set()
     # The database is back: the next start sees the 07:00 run never completed and catches up.
     sched = build_scheduler(live, DailyRun(live, factory(backend)))
@@ -159,7 +169,7 @@ def test_failed_send_is_reported_to_the_admin(services: Services) -> None:
     from newsletter.errors import DeliveryError
 
     class Broken(MailBackend):
-        def send(self, batch: MessageBatch):  # type: ignore[no-untyped-def]
+        def send(self, batch: MessageBatch) -> NoReturn:
             raise DeliveryError("relay refused the connection", status=421)
 
     seed(services, readers=1)
@@ -169,7 +179,7 @@ def test_failed_send_is_reported_to_the_admin(services: Services) -> None:
     outcome = DailyRun(svc, lambda: next(backends))("schedule", None)
     assert outcome.outcome == "failed" and "relay refused" in outcome.detail
     [mail] = admin_mail.outbox
-    assert "relay refused" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "relay refused" in text_of(mail)
     [run] = runs.recent_runs(services.engine)
     assert run.outcome == "failed" and "relay refused" in run.detail
 
@@ -221,7 +231,7 @@ def test_days_missed_in_an_outage_go_into_the_next_issue_up_to_a_week_back(
     assert "9902.00001" in ids and "9910.00001" not in ids
     assert issue_dates(services.engine, status="sent") == {ago[12], SAMPLE_DATE}
     [_, mail] = backend.outbox
-    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = text_of(mail)
     assert i18n.long_date(ago[2], "en") in text  # the reader (English) sees the range it covers
     # The next issue starts after this one: nothing is carried twice.
     assert build_digest(services, SAMPLE_DATE + dt.timedelta(days=1)) is None
@@ -287,7 +297,7 @@ def test_an_unexpected_error_is_recorded_logged_and_reported(
     from newsletter.delivery.base import MailBackend, MessageBatch
 
     class Buggy(MailBackend):
-        def send(self, batch: MessageBatch):  # type: ignore[no-untyped-def]
+        def send(self, batch: MessageBatch) -> NoReturn:
             raise RuntimeError("a bug in a backend")
 
     seed(services, readers=1)

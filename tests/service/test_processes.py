@@ -26,6 +26,7 @@ from newsletter.digest import build_digest
 from newsletter.issues import get_issue, issue_dates
 from newsletter.preview import load_sample
 from newsletter.settings import load_settings
+from newsletter.statuses import RunOutcome
 from tests.conftest import pg_schema_url
 from tests.service.conftest import SAMPLE_DATE, add_readers, cli_env, newsletter_cmd, seed
 
@@ -157,7 +158,7 @@ def test_two_schedulers_on_postgresql_send_one_issue(
     assert len(everyone) == len(set(everyone)) == readers
     assert issue_dates(svc.engine) == {SAMPLE_DATE}
     outcomes = sorted(r.outcome for r in runs.recent_runs(svc.engine, 10) if r.finished_at)
-    assert outcomes.count("sent") == 1
+    assert outcomes.count(RunOutcome.SENT) == 1
     assert set(outcomes) <= {"sent", "skipped", "nothing"}
     svc.engine.dispose()
 

@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.app import Services
 from newsletter.cli import main
-from newsletter.daemon import run_daemon
+from newsletter.daemon import DaemonExit, run_daemon
 from newsletter.delivery.base import MailBackend, MessageBatch
 from newsletter.delivery.memory import MemoryBackend
 from newsletter.models import SendResult
@@ -36,7 +36,7 @@ def test_a_batch_that_outlives_the_grace_period_asks_for_a_hard_exit(services: S
     seed(services, readers=1)
     backend = Stuck()
     stop = threading.Event()
-    result: list[object] = []
+    result: list[DaemonExit] = []
     # A schedule every minute: the start catches up at once and enters the send.
     svc = with_settings(services, schedule="* * * * *")
     thread = threading.Thread(
@@ -51,7 +51,7 @@ def test_a_batch_that_outlives_the_grace_period_asks_for_a_hard_exit(services: S
         thread.join(timeout=20)
         assert not thread.is_alive()
         [ended] = result
-        assert (ended.code, ended.hard) == (1, True)  # type: ignore[attr-defined]
+        assert (ended.code, ended.hard) == (1, True)
     finally:
         backend.release.set()
 

@@ -15,7 +15,7 @@ from newsletter.papers import papers_on, upsert_papers
 from newsletter.pipeline import run_once
 from newsletter.preview import load_sample
 from newsletter.sending import SendReport, send
-from newsletter.statuses import advance
+from newsletter.statuses import IssueStatus, advance
 from tests.service.conftest import add_readers, seed
 
 
@@ -48,10 +48,10 @@ def test_status_walks_every_stage_and_each_output_is_stored(services: Services) 
 
 
 def test_advance_never_goes_backwards() -> None:
-    assert advance("collected", "classified") == "classified"
-    assert advance("sending", "summarized") == "sending"
-    assert advance("sent", "sending") == "sent"
-    assert advance("rendered", "rendered") == "rendered"
+    assert advance("collected", IssueStatus.CLASSIFIED) == "classified"
+    assert advance("sending", IssueStatus.SUMMARIZED) == "sending"
+    assert advance("sent", IssueStatus.SENDING) == "sent"
+    assert advance("rendered", IssueStatus.RENDERED) == "rendered"
 
 
 def _send_cut_after_first_group(

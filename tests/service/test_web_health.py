@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import time_machine
 from fastapi.testclient import TestClient
 
@@ -62,7 +63,7 @@ def test_healthz_reports_the_service(services: Services, database_url: str, tmp_
     app.state.services.engine.dispose()
 
 
-def test_json_logs_are_one_object_per_line(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(logging.INFO, "json")
     try:
         logging.getLogger("newsletter.daily_run").info(

@@ -8,15 +8,17 @@ import pytest
 
 from newsletter.sources.arxiv_rss import split_id
 from newsletter.sources.authors import split_authors
-from newsletter.sources.base import MAX_TITLE
+from newsletter.sources.base import MAX_TITLE, ParsedFeed
 from newsletter.sources.collect import parse_feed
 from tests.fakes.feeds import DATA
 
 FRIDAY = dt.date(2024, 11, 22)
 
 
-def recorded(name: str, url: str = "https://rss.arxiv.org/rss/cs.AI", **kw: object):  # type: ignore[no-untyped-def]
-    return parse_feed((DATA / "arxiv" / name).read_bytes(), url, **kw)  # type: ignore[arg-type]
+def recorded(
+    name: str, url: str = "https://rss.arxiv.org/rss/cs.AI", include_replacements: bool = False
+) -> ParsedFeed:
+    return parse_feed((DATA / "arxiv" / name).read_bytes(), url, include_replacements)
 
 
 @pytest.mark.parametrize(

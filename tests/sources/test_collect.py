@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,7 +24,7 @@ MONDAY = dt.date(2024, 11, 25)
 FRIDAY_IDS = {"2411.14405", "2411.14251", "2411.14199", "2411.13676", "2411.14162", "2411.14374"}
 
 
-def stored_rows(svc: Services) -> dict[str, sa.Row]:  # type: ignore[type-arg]
+def stored_rows(svc: Services) -> dict[str, sa.Row[Any]]:
     with svc.engine.connect() as conn:
         return {r.arxiv_id: r for r in conn.execute(sa.select(PAPERS))}
 

@@ -11,6 +11,7 @@ from newsletter.app import Services
 from newsletter.collecting import collect
 from newsletter.errors import SourceError
 from newsletter.papers import papers_on
+from newsletter.sources.base import ParsedFeed
 from newsletter.sources.collect import parse_feed
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import DATA, FeedServer
@@ -21,8 +22,10 @@ API = "arxiv/api-query-cs.LG.xml"
 AFFILIATIONS = "arxiv/physics.chem-ph-affiliations-2025-03-14.xml"
 
 
-def recorded(name: str, url: str = "https://rss.arxiv.org/rss/x", **kw: object):  # type: ignore[no-untyped-def]
-    return parse_feed((DATA / name).read_bytes(), url, **kw)  # type: ignore[arg-type]
+def recorded(
+    name: str, url: str = "https://rss.arxiv.org/rss/x", include_replacements: bool = False
+) -> ParsedFeed:
+    return parse_feed((DATA / name).read_bytes(), url, include_replacements)
 
 
 def test_current_rss_affiliations_are_not_authors() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from newsletter.app import Services
 from newsletter.collecting import collect
+from newsletter.sources.collect import SourceStats
 from newsletter.sources.fetch import Fetcher
 from tests.fakes.feeds import JSON, FeedServer, Reply
 from tests.sources.conftest import configured
@@ -11,7 +12,7 @@ from tests.sources.conftest import configured
 PATH = "/api/daily_papers?date=2024-11-22"
 
 
-def run(services: Services, fetcher: Fetcher, server: FeedServer, reply: Reply):  # type: ignore[no-untyped-def]
+def run(services: Services, fetcher: Fetcher, server: FeedServer, reply: Reply) -> SourceStats:
     hf = server.script(PATH, reply)
     arxiv = server.serve_file("/rss/cs.AI", "arxiv/cs.AI-2024-11-22.xml")
     report = collect(configured(services, feeds=[arxiv, hf]), fetcher=fetcher)

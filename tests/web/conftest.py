@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -42,7 +42,7 @@ def link_path(msg: EmailMessage, kind: str) -> str:
     raise AssertionError(f"no {kind} link in: {text_of(msg)}")
 
 
-def title_of(response: httpx.Response) -> str:
+def title_of(response: httpx2.Response) -> str:
     found = re.search(r"<h1>(.*?)</h1>", response.text, re.S)
     assert found, response.text[:500]
     return found.group(1).strip()
@@ -67,7 +67,7 @@ class Web:
         categories: Iterable[str] = ("nlp",),
         language: str = "en",
         **extra: Any,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         data: dict[str, Any] = {
             "csrf_token": self.csrf(),
             "email": email,
@@ -77,7 +77,7 @@ class Web:
         data.update(extra)
         return self.client.post("/subscribe", data=data)
 
-    def confirm(self, path: str) -> httpx.Response:
+    def confirm(self, path: str) -> httpx2.Response:
         """Open the confirm page, then press its button (a used link has no button)."""
         found = CSRF.search(self.client.get(path).text)
         token = found.group(1) if found else self.csrf()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import httpx
+import httpx2
 import time_machine
 from sqlmodel import Session
 
@@ -169,7 +169,7 @@ def test_manage_page_shows_the_choices_and_changes_nothing(web: Web) -> None:
     assert web.reader("m@example.com") == reader
 
 
-def _manage(web: Web, subscriber_id: int, **data: object) -> httpx.Response:
+def _manage(web: Web, subscriber_id: int, **data: object) -> httpx2.Response:
     path = web.manage_path(subscriber_id)
     return web.client.post(path, data={"csrf_token": web.csrf(), **data})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from newsletter.app import Services
@@ -23,7 +23,7 @@ def _reader(web: Web) -> readers.SubscriberInfo:
     return readers.add_active(web.svc.engine, web.svc.taxonomy, "m@example.com", ["nlp"], "en")
 
 
-def _save(web: Web, subscriber_id: int, **data: object) -> httpx.Response:
+def _save(web: Web, subscriber_id: int, **data: object) -> httpx2.Response:
     form = {"csrf_token": web.csrf(), "action": "save", "categories": ["nlp"], "language": "en"}
     return web.client.post(web.manage_path(subscriber_id), data={**form, **data})
 
