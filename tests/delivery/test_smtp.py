@@ -266,7 +266,9 @@ def test_dkim_signature_verifies_against_the_published_key(
     assert received.data.startswith(b"DKIM-Signature: ")
     assert dkim.verify(received.data, dnsfunc=dns)
     assert looked_up == [b"news2026._domainkey.example.org."]
-    signed = re.search(rb"h=([^;]+);", received.data.replace(b"\r\n ", b"")).group(1)  # type: ignore[union-attr]
+    header = re.search(rb"h=([^;]+);", received.data.replace(b"\r\n ", b""))
+    assert header is not None, "the DKIM-Signature names no signed headers"
+    signed = header.group(1)
     assert {b"list-unsubscribe", b"list-unsubscribe-post", b"list-id"} <= set(
         signed.replace(b" ", b"").lower().split(b":")
     )
