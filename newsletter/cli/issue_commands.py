@@ -1,4 +1,4 @@
-"""Commands over one day's issue: demo, collect, preview, send, run-once, deliveries."""
+"""Commands over one day's issue: demo, collect, preview, rebuild, send, run-once, deliveries."""
 
 from __future__ import annotations
 
@@ -222,4 +222,23 @@ def run_once(args: argparse.Namespace) -> int:
     return 0 if report.ok and collected.ok else 1
 
 
-COMMANDS = (demo, collect, preview, send, deliveries, run_once)
+@command(
+    "rebuild",
+    "redo a date's classification or reports on purpose (unsent issues; --archive-only "
+    "for a sent one's web version)",
+    arg("--date", required=True, help="issue date YYYY-MM-DD"),
+    arg("--part", choices=("classification", "reports"), default="classification"),
+    arg("--language", help="only the reports in this language (default: every stored one)"),
+    arg("--archive-only", action="store_true", help="allow a sent issue: web version only"),
+)
+def rebuild(args: argparse.Namespace) -> int:
+    from newsletter.digest import rebuild as redo
+
+    date = parse_date(args.date)
+    assert date is not None
+    for digest in redo(services(args), date, args.part, args.language, args.archive_only):
+        print(f"{digest.date} {digest.language}: {digest.made_note or digest.made_with}")
+    return 0
+
+
+COMMANDS = (demo, collect, preview, rebuild, send, deliveries, run_once)

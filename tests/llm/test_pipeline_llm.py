@@ -312,3 +312,34 @@ def test_llm_usage_command(
     assert "no LLM calls recorded for 2024-11-23" in capsys.readouterr().out
     assert main(["llm", "usage", "--date", "yesterday"]) == 2
     assert "invalid date" in capsys.readouterr().err
+
+
+def test_rebuild_command(
+    make_settings: Any,
+    llm_server: FakeLLMServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    svc = Services.build(make_settings(llm_max_retries=1, language="en"))
+    try:
+        monkeypatch.setenv("NEWSLETTER_DATABASE_URL", svc.settings.database_url)
+        monkeypatch.setenv("NEWSLETTER_LANGUAGE", "en")
+        load_sample(svc)
+        llm_server.script(*[Step("no_citation", task="report")] * 4)  # one report falls back
+        build_digest(svc, DAY)
+        calls = llm_server.count
+        # a rebuild of the reports asks only the one that fell back; the rest are cached
+        assert main(["rebuild", "--date", "2024-11-22", "--part", "reports"]) == 0
+        assert llm_server.count == calls + 1
+        assert "reports written by test-model." in capsys.readouterr().out
+        readers.add_active(svc.engine, svc.taxonomy, "a@example.com", language="en")
+        assert send(svc, DAY, MemoryBackend()).sent == 1
+        assert main(["rebuild", "--date", "2024-11-22"]) == 2
+        assert "already mailed" in capsys.readouterr().err
+        assert main(["rebuild", "--date", "2024-11-22", "--archive-only"]) == 0
+        assert llm_server.count == calls + 1  # the classification and reports were cached
+        issue = get_issue(svc.engine, DAY)
+        assert issue is not None and issue.status == "sent"
+        assert "en" in IssueContent.load(issue.content).rendered
+    finally:
+        svc.engine.dispose()
