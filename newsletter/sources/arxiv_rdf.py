@@ -30,6 +30,7 @@ from newsletter.sources.base import (
     clean_abstract,
     clean_title,
     fold,
+    whole_entries,
 )
 
 KIND = "arxiv-rdf"
@@ -109,12 +110,7 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
     log = EntryLog()
     papers: dict[str, Paper] = {}
     replacements = merged = 0
-    complete = doc.complete_entries()
-    for index, entry in enumerate(parsed.entries, start=1):
-        label = f"entry {index}"
-        if index > complete:
-            log.failed.append(f"{label}: cut off (the feed is truncated)")
-            continue
+    for entry, label in whole_entries(doc, log):
         try:
             paper = _paper(entry, label, ctx, log, date)
         except EntryRejected as exc:
@@ -134,6 +130,6 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         skipped_replacements=replacements,
         merged=merged,
         failed=tuple(log.failed),
-        problems=bozo_problem(doc, complete),
+        problems=bozo_problem(doc, doc.complete_entries()),
         notes=tuple(log.notes),
     )

@@ -31,6 +31,7 @@ from newsletter.sources.base import (
     clean_title,
     fold,
     merge_classes,
+    whole_entries,
 )
 
 KIND = "arxiv"
@@ -178,12 +179,7 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
     log = EntryLog()
     papers: dict[str, Paper] = {}
     replacements = merged = 0
-    complete = doc.complete_entries()
-    for index, entry in enumerate(parsed.entries, start=1):
-        label = f"entry {index}"
-        if index > complete:
-            log.failed.append(f"{label}: cut off (the feed is truncated)")
-            continue
+    for entry, label in whole_entries(doc, log):
         try:
             paper = _entry(entry, label, announced, ctx, log)
         except EntryRejected as exc:
@@ -208,6 +204,6 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         skipped_replacements=replacements,
         merged=merged,
         failed=tuple(log.failed),
-        problems=bozo_problem(doc, complete),
+        problems=bozo_problem(doc, doc.complete_entries()),
         notes=tuple(log.notes),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -146,6 +147,21 @@ class EntryLog:
 
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def whole_entries(doc: Document, log: EntryLog) -> Iterator[tuple[Any, str]]:
+    """Each whole entry with its label (``entry N``); one a broken feed cut off is logged.
+
+    Every parser walks its feed through this, so a truncated feed is reported the same way
+    whatever its format.
+    """
+    complete = doc.complete_entries()
+    for index, entry in enumerate(doc.feed.entries, start=1):
+        label = f"entry {index}"
+        if index > complete:
+            log.failed.append(f"{label}: cut off (the feed is truncated)")
+            continue
+        yield entry, label
 
 
 def fold(value: Any) -> str:

@@ -26,6 +26,7 @@ from newsletter.sources.base import (
     clean_abstract,
     clean_title,
     fold,
+    whole_entries,
 )
 
 KIND = "rss"
@@ -65,12 +66,7 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
     log = EntryLog()
     papers: dict[str, Paper] = {}
     merged = 0
-    complete = doc.complete_entries()
-    for index, entry in enumerate(parsed.entries, start=1):
-        label = f"entry {index}"
-        if index > complete:
-            log.failed.append(f"{label}: cut off (the feed is truncated)")
-            continue
+    for entry, label in whole_entries(doc, log):
         link = fold(entry.get("link", ""))
         ident = fold(entry.get("id", "")) or link
         if not ident:
@@ -113,6 +109,6 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         seen=len(parsed.entries),
         merged=merged,
         failed=tuple(log.failed),
-        problems=bozo_problem(doc, complete),
+        problems=bozo_problem(doc, doc.complete_entries()),
         notes=tuple(log.notes),
     )
