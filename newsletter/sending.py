@@ -52,6 +52,9 @@ class SendReport:
     #: The delivery error that ended the run early (failure budget, refused API key).
     error: str = ""
     groups: int = 0
+    #: Readers that can be with the provider at once (batches in flight x batch size):
+    #: the most a crash of this run can leave ``unknown``.
+    in_flight: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -149,11 +152,13 @@ def _mail(
             budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
             progress=progress,
             should_stop=should_stop,
+            concurrency=dispatch.concurrency_for(svc.settings.send_concurrency, backend),
         )
+        report.in_flight = dispatcher.concurrency * backend.max_batch
         if progress:
             progress.start(sum(len(readers) for _, _, readers in todo))
         try:
-            with backend:
+            with backend, dispatcher:
                 for render, categories, readers in todo:
                     if not dispatcher.send(render(), categories, readers):
                         report.stopped = True
@@ -187,7 +192,9 @@ def _settle(
     if report.unknown:
         report.notes.append(
             f"{report.unknown} readers are unknown (a run was interrupted before the "
-            "provider answered); see `newsletter deliveries --status unknown`, then "
+            "provider answered; a crash leaves at most the batches in flight, "
+            f"NEWSLETTER_SEND_CONCURRENCY x batch size = {report.in_flight or 'n/a'} "
+            "readers per run); see `newsletter deliveries --status unknown`, then "
             f"`newsletter send --date {date} --resend-unknown` to mail them again"
         )
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     dkim_key_file: Path | None = None
     # Messages per second; unset = the backend's default (SendGrid: none, SMTP: 10), 0 = none.
     send_rate: float | None = Field(default=None, ge=0)
+    # Batches in flight at once; unset = the backend's default (SendGrid: 4, others: 1).
+    # A crash leaves at most this many batches' readers "unknown".
+    send_concurrency: int | None = Field(default=None, ge=1, le=32)
     send_max_failure_ratio: float = Field(default=0.05, ge=0, le=1)
 
     from_email: str = "newsletter@localhost"

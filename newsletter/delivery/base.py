@@ -16,6 +16,7 @@ for every recipient.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -52,6 +53,11 @@ class MailBackend(abc.ABC):
     max_batch = 500
     #: Messages per second when NEWSLETTER_SEND_RATE is unset (None: no limit).
     default_rate: float | None = None
+    #: Batches in flight at once when NEWSLETTER_SEND_CONCURRENCY is unset.
+    default_concurrency = 1
+    #: Whether ``send`` may run in several threads at once on this one instance (an HTTP
+    #: API client may; an SMTP connection may not: each worker gets ``worker_copy()``).
+    thread_safe = False
 
     def __init__(self, from_email: str, from_name: str = "") -> None:
         self.from_email = from_email
@@ -69,6 +75,13 @@ class MailBackend(abc.ABC):
         subscribe form refuses them rather than confirm a reader who never gets mail.
         """
         return False
+
+    def worker_copy(self) -> MailBackend:
+        """A fresh, unopened backend like this one, for one more concurrent worker.
+
+        The default is a shallow copy; a backend holding a connection drops it here.
+        """
+        return copy.copy(self)
 
     def open(self) -> None:  # noqa: B027  (optional hook)
         """Acquire connections; the default backend needs none."""

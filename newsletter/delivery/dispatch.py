@@ -1,9 +1,11 @@
-"""Mail one rendering to its readers: claim, send, record, one batch at a time.
+"""Mail renderings to their readers: claim, send, record, several batches in flight.
 
 The order inside a batch is what makes a crash harmless: the readers are claimed
 in the ledger (committed) before the backend is called, and the backend's answer
 is recorded right after. A kill between the two leaves the batch ``sending``,
-which the next run reports as ``unknown`` instead of mailing it again.
+which the next run reports as ``unknown`` instead of mailing it again. Up to
+NEWSLETTER_SEND_CONCURRENCY batches are with the provider at once (a real answer
+takes a few hundred milliseconds), so a kill leaves at most that many batches unknown.
 
 The dispatcher speaks to the ledger through the ``Ledger`` protocol (claim, record,
 beat), as listmonk's manager takes a ``DataSource``: ``delivery.ledger.RunLedger``
@@ -17,12 +19,15 @@ should cost one batch, not the whole list.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Protocol
 
 from limits import RateLimitItemPerSecond
@@ -89,7 +94,12 @@ class Tally:
 
 
 class Throttle:
-    """At most ``rate`` messages per second, kept by a moving window from ``limits``."""
+    """At most ``rate`` messages per second, kept by a moving window from ``limits``.
+
+    A batch is never larger than one window's worth (``batch_size``), and the
+    dispatcher asks ``admit`` before it claims the batch: a reader waiting on the
+    limiter is not yet claimed, so a kill while waiting leaves nobody ``unknown``.
+    """
 
     def __init__(self, rate: float | None, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sleep = sleep
@@ -104,17 +114,18 @@ class Throttle:
         self._item = RateLimitItemPerSecond(self.piece, seconds)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def pieces(self, items: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
-        """``items`` cut into runs of at most one window's worth, each waited for."""
+    def batch_size(self, largest: int) -> int:
+        """Readers per batch: the backend's ``largest``, cut to one window of the rate."""
+        return max(1, min(largest, self.piece) if self.piece else largest)
+
+    def admit(self, count: int) -> None:
+        """Wait until ``count`` (at most ``batch_size``) more messages fit in the rate."""
         if self.piece is None:
-            yield items
             return
-        for start in range(0, len(items), self.piece):
-            piece = items[start : start + self.piece]
-            while not self._limiter.hit(self._item, "send", cost=len(piece)):
-                reset = self._limiter.get_window_stats(self._item, "send").reset_time
-                self._sleep(max(0.005, reset - time.time()))
-            yield piece
+        cost = max(1, min(count, self.piece))
+        while not self._limiter.hit(self._item, "send", cost=cost):
+            reset = self._limiter.get_window_stats(self._item, "send").reset_time
+            self._sleep(max(0.005, reset - time.time()))
 
 
 class FailureBudget:
@@ -144,8 +155,35 @@ class FailureBudget:
             )
 
 
+@dataclass
+class _Flight:
+    """One claimed batch with the provider: its readers' ids and envelopes, and the answer."""
+
+    ids: list[int]
+    envelopes: list[Envelope]
+    answer: Future[list[SendResult]]
+
+
+def _chunks(readers: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    """``readers`` in lists of ``size``, read lazily (the readers may be streamed)."""
+    it = iter(readers)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
 class Dispatcher:
-    """Sends renderings to readers through one backend, claiming and recording in ``ledger``."""
+    """Sends renderings to readers through one backend, claiming and recording in ``ledger``.
+
+    Up to ``concurrency`` batches are with the provider at once (worker threads); a
+    batch is claimed only when a slot is free and the throttle admitted it, and its
+    answer is recorded by this thread as soon as it comes back. So a crash at any
+    moment leaves at most ``concurrency`` batches ``sending`` (``unknown`` for the
+    next run), and the ledger is only ever written from one thread.
+
+    Inside ``with``, the batches of successive ``send`` calls (one per rendering)
+    overlap, and leaving the block waits for and records every batch in flight.
+    Used alone, ``send`` does that itself before it returns.
+    """
 
     def __init__(
         self,
@@ -157,6 +195,7 @@ class Dispatcher:
         budget: FailureBudget,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.ledger = ledger
         self.backend = backend
@@ -165,85 +204,152 @@ class Dispatcher:
         self.budget = budget
         self.progress = progress
         self.should_stop = should_stop
+        self.concurrency = max(1, concurrency)
         self.tally = Tally()
+        self._flights: list[_Flight] = []
+        self._error: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._backends: queue.SimpleQueue[MailBackend] = queue.SimpleQueue()
+        self._copies: list[MailBackend] = []
+
+    # -- life ----------------------------------------------------------------------------
+
+    def __enter__(self) -> Dispatcher:
+        """Start the workers; a backend that cannot be shared gets one copy per worker."""
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="mail-send")
+        self._backends.put(self.backend)
+        for _ in range(self.concurrency - 1):
+            if self.backend.thread_safe:
+                self._backends.put(self.backend)
+                continue
+            copy = self.backend.worker_copy()
+            copy.open()
+            self._copies.append(copy)
+            self._backends.put(copy)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._drain()
+        finally:
+            assert self._pool is not None
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            for copy in self._copies:
+                copy.close()
+            self._copies.clear()
+            self._backends = queue.SimpleQueue()
+        if exc is None:
+            self._raise_failure()
+
+    # -- sending -------------------------------------------------------------------------
 
     def send(
         self,
         rendered: RenderedIssue,
         categories: tuple[str, ...],
-        readers: Sequence[tuple[int, str]],
+        readers: Iterable[tuple[int, str]],
     ) -> bool:
         """Mail ``rendered`` to (subscriber_id, email) ``readers`` who are not yet claimed.
 
-        While one batch is with the provider (a worker thread), the next batch's
-        envelopes (signed links) are prepared here; it is claimed only after the
-        previous one was recorded, so at most one batch is ever ``sending``.
-        Returns False when ``should_stop`` said so between two batches.
+        The next batch's envelopes (signed links) are prepared while earlier batches
+        are with the provider. Returns False when ``should_stop`` said so between two
+        batches (the batches in flight are still recorded).
         """
-        size = max(1, self.backend.max_batch)
+        if self._pool is None:
+            with self:
+                return self.send(rendered, categories, readers)
+        size = self.throttle.batch_size(self.backend.max_batch)
         cats = ",".join(categories)
-        chunks = [readers[start : start + size] for start in range(0, len(readers), size)]
-        if not chunks:
-            return True
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-send") as worker:
-            prepared = self._envelopes(chunks[0])
-            for number, chunk in enumerate(chunks):
-                if self.should_stop is not None and self.should_stop():
-                    return False
-                owned = self.ledger.claim([(sid, cats) for sid, _ in chunk])
-                self.tally.already += len(chunk) - len(owned)
-                mine = [(sid, env) for sid, env in prepared if sid in owned]
-                if self.progress and len(mine) < len(chunk):
-                    self.progress.advance(len(chunk) - len(mine))
-                sending = worker.submit(self._send_claimed, rendered, categories, mine)
-                if number + 1 < len(chunks):
-                    prepared = self._envelopes(chunks[number + 1])
-                sending.result()
+        for chunk in _chunks(readers, size):
+            if self.should_stop is not None and self.should_stop():
+                return False
+            prepared = [(sid, self.make_envelope(sid, email)) for sid, email in chunk]
+            self._free_slot()
+            self.throttle.admit(len(chunk))
+            owned = self.ledger.claim([(sid, cats) for sid, _ in chunk])
+            self.tally.already += len(chunk) - len(owned)
+            mine = [(sid, env) for sid, env in prepared if sid in owned]
+            if self.progress and len(mine) < len(chunk):
+                self.progress.advance(len(chunk) - len(mine))
+            if mine:
+                envelopes = [env for _, env in mine]
+                batch = MessageBatch(rendered, tuple(envelopes), categories)
+                answer = self._pool.submit(self._send_one, batch)
+                self._flights.append(_Flight([sid for sid, _ in mine], envelopes, answer))
         return True
 
-    def _envelopes(self, chunk: Sequence[tuple[int, str]]) -> list[tuple[int, Envelope]]:
-        return [(sid, self.make_envelope(sid, email)) for sid, email in chunk]
-
-    def _send_claimed(
-        self,
-        rendered: RenderedIssue,
-        categories: tuple[str, ...],
-        mine: Sequence[tuple[int, Envelope]],
-    ) -> None:
-        if not mine:
-            return
-        ids = [sid for sid, _ in mine]
-        envelopes = [env for _, env in mine]
-        done = 0
+    def _send_one(self, batch: MessageBatch) -> list[SendResult]:
+        """In a worker thread: one batch through a backend no other worker is using."""
+        backend = self._backends.get()
         try:
-            for piece in self.throttle.pieces(envelopes):
-                batch = MessageBatch(rendered, tuple(piece), categories)
-                results = self.backend.send(batch)
-                if len(results) != len(piece):
-                    raise DeliveryError(
-                        f"the mail backend answered for {len(results)} of {len(piece)} readers"
-                    )
-                self.ledger.record(list(zip(ids[done : done + len(piece)], results, strict=True)))
-                done += len(piece)
-                self.ledger.beat()
-                self.tally.add(results)
-                if self.progress:
-                    self.progress.advance(len(piece))
-                self.budget.add(results)
+            return backend.send(batch)
+        finally:
+            self._backends.put(backend)
+
+    def _free_slot(self) -> None:
+        """Record the answers that came back; wait while every slot is taken."""
+        self._collect()
+        while len(self._flights) >= self.concurrency:
+            wait([f.answer for f in self._flights], return_when=FIRST_COMPLETED)
+            self._collect()
+        if self._error is not None:
+            self._drain()
+            self._raise_failure()
+
+    def _drain(self) -> None:
+        """Wait for every batch in flight and record its answer."""
+        while self._flights:
+            self._record(self._flights.pop(0))
+
+    def _collect(self) -> None:
+        """Record the batches whose answer came back, leaving the others in flight."""
+        for flight in [f for f in self._flights if f.answer.done()]:
+            self._flights.remove(flight)
+            self._record(flight)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _record(self, flight: _Flight) -> None:
+        """Store one batch's answer (or give its readers back when nothing was accepted)."""
+        try:
+            results = flight.answer.result()
+            if len(results) != len(flight.ids):
+                raise DeliveryError(
+                    f"the mail backend answered for {len(results)} of {len(flight.ids)} readers"
+                )
         except DeliveryError as exc:
-            if isinstance(exc, FailureBudgetExceeded):
-                raise
-            # The backend accepted nothing of this piece: give the readers back for a
+            # The backend accepted nothing of this batch: give the readers back for a
             # later run rather than leaving them "sending" (which would read as unknown).
-            rest = list(zip(ids[done:], envelopes[done:], strict=True))
             self.ledger.record(
                 [
                     (sid, SendResult(env.to, SendOutcome.DEFERRED, error=str(exc)[:500]))
-                    for sid, env in rest
+                    for sid, env in zip(flight.ids, flight.envelopes, strict=True)
                 ]
             )
-            self.tally.deferred += len(rest)
-            raise
+            self.tally.deferred += len(flight.ids)
+            self._error = self._error or exc
+            return
+        except BaseException as exc:  # a bug: the readers stay "sending" (unknown later)
+            self._error = self._error or exc
+            return
+        self.ledger.record(list(zip(flight.ids, results, strict=True)))
+        self.ledger.beat()
+        self.tally.add(results)
+        if self.progress:
+            self.progress.advance(len(results))
+        try:
+            self.budget.add(results)
+        except FailureBudgetExceeded as exc:
+            self._error = self._error or exc
 
 
 def rate_for(setting: float | None, backend: MailBackend) -> float | None:
@@ -251,3 +357,8 @@ def rate_for(setting: float | None, backend: MailBackend) -> float | None:
     if setting is None:
         return backend.default_rate
     return setting or None
+
+
+def concurrency_for(setting: int | None, backend: MailBackend) -> int:
+    """NEWSLETTER_SEND_CONCURRENCY if set, else the backend's default."""
+    return max(1, setting or backend.default_concurrency)

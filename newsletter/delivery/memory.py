@@ -41,6 +41,9 @@ class MemoryBackend(MailBackend):
     #: As an SMTP server announcing SMTPUTF8 would answer; a test sets it.
     utf8_local_parts = False
 
+    # ``outbox.append`` is atomic: one outbox however many workers send.
+    thread_safe = True
+
     def __init__(self, from_email: str = "newsletter@localhost", from_name: str = "") -> None:
         super().__init__(from_email, from_name)
         self.outbox: list[EmailMessage] = []

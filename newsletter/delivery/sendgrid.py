@@ -26,6 +26,7 @@ import base64
 import json
 import logging
 import re
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
@@ -100,6 +101,10 @@ class _NoAnswer(Exception):
 
 class SendGridBackend(MailBackend):
     max_batch = MAX_PERSONALIZATIONS
+    # An answer takes a few hundred milliseconds: keep several requests in flight. Each
+    # request builds its own urllib opener, so one client serves every worker thread.
+    default_concurrency = 4
+    thread_safe = True
 
     def __init__(
         self,
@@ -129,6 +134,7 @@ class SendGridBackend(MailBackend):
         self._client = SendGridAPIClient(api_key=api_key, host=self.host)
         self._client.client.timeout = timeout
         self.requests = 0
+        self._count_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendGridBackend:
@@ -324,7 +330,8 @@ class SendGridBackend(MailBackend):
         return float(backoff(state))
 
     def _post_once(self, body: dict[str, Any]) -> answers.Answer:
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         try:
             response = self._client.send(body)
         except http_errors.HTTPError as exc:

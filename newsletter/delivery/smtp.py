@@ -13,6 +13,7 @@ rejected for good. Where the connection drops decides what may be retried:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import smtplib
@@ -91,6 +92,12 @@ class SMTPBackend(MailBackend):
 
     def _tls(self) -> ssl.SSLContext:
         return self.context or ssl.create_default_context()
+
+    def worker_copy(self) -> SMTPBackend:
+        """One more connection for one more worker (NEWSLETTER_SEND_CONCURRENCY > 1)."""
+        twin = copy.copy(self)
+        twin._conn = None
+        return twin
 
     def open(self) -> None:
         if self._conn is not None:

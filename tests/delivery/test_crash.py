@@ -35,7 +35,8 @@ BATCH = 500  # four requests per complete run
 LINE = re.compile(r"^sent: \d+, skipped: \d+, failed: \d+, unknown: \d+$")
 
 
-def sender_env(svc: Services, double: SendGridDouble) -> dict[str, str]:
+def sender_env(svc: Services, double: SendGridDouble, concurrency: int = 1) -> dict[str, str]:
+    """The sender's environment; one batch in flight unless ``concurrency`` says more."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         {
@@ -44,6 +45,7 @@ def sender_env(svc: Services, double: SendGridDouble) -> dict[str, str]:
             "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
             "NEWSLETTER_SENDGRID_HOST": double.url,
             "NEWSLETTER_SENDGRID_BATCH_SIZE": str(BATCH),
+            "NEWSLETTER_SEND_CONCURRENCY": str(concurrency),
             "NEWSLETTER_SECRET_KEY": SECRET,
             "NEWSLETTER_BASE_URL": "https://news.example.org",
             "NEWSLETTER_FROM_EMAIL": "news@example.org",
@@ -68,14 +70,21 @@ def start_sender(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def kill_at(double: SendGridDouble, hook: str, env: dict[str, str]) -> None:
-    """Start a sender and SIGKILL it when its first request reaches ``hook``."""
-    target = double.arrived + 1
+def kill_at(
+    double: SendGridDouble, hook: str, env: dict[str, str], held: tuple[int, ...] = (1,)
+) -> None:
+    """Start a sender and SIGKILL it once its requests number ``held`` (counted from 1 in
+    this run) all reached ``hook``; they are held there (except after the answer)."""
+    targets = {double.arrived + n for n in held}
     reached, release = threading.Event(), threading.Event()
+    lock = threading.Lock()
 
     def hold(number: int) -> None:
-        if number == target:
-            reached.set()
+        if number in targets:
+            with lock:
+                targets.discard(number)
+                if not targets:
+                    reached.set()
             if hook != "after_answer":
                 release.wait(30)
 
@@ -162,3 +171,47 @@ def test_two_senders_racing_mail_each_reader_once(
     assert sum(sent) == READERS and all(sent)  # both worked, on different readers
     assert len(sendgrid.recipients) == READERS and max(sendgrid.recipients.values()) == 1
     assert set(ledger_status(svc).values()) == {"sent"}
+
+
+def test_a_kill_with_several_batches_in_flight_leaves_only_those_unknown(
+    delivery_services: Services, sendgrid: SendGridDouble
+) -> None:
+    svc = delivery_services
+    add_readers(svc, READERS, SETS)
+    sendgrid.keep_bodies = False
+    env = sender_env(svc, sendgrid, concurrency=3)
+    # The first request is answered; the next three are all with the provider at once
+    # (accepted, answers held) when the sender is killed.
+    kill_at(sendgrid, "on_accept", env, held=(2, 3, 4))
+    code, line = run_to_end(env)
+    status = ledger_status(svc)
+    unknown = {a for a, s in status.items() if s == "unknown"}
+    assert len(status) == READERS and set(status.values()) == {"sent", "unknown"}
+    assert 0 < len(unknown) <= 3 * BATCH  # at most the batches in flight
+    assert max(sendgrid.recipients.values()) == 1  # nobody twice
+    assert code == 1 and line.endswith(f"unknown: {len(unknown)}")
+    before = dict(sendgrid.recipients)
+    code, line = run_to_end(env, "--resend-unknown")
+    resent = {a for a, n in sendgrid.recipients.items() if n > before.get(a, 0)}
+    assert resent == unknown  # exactly the unknown readers, nobody else
+    assert code == 0 and set(ledger_status(svc).values()) == {"sent"}
+
+
+def test_a_kill_while_waiting_on_the_send_rate_leaves_no_waiting_reader_unknown(
+    delivery_services: Services, sendgrid: SendGridDouble
+) -> None:
+    svc = delivery_services
+    add_readers(svc, READERS, SETS)
+    sendgrid.keep_bodies = False
+    env = sender_env(svc, sendgrid) | {"NEWSLETTER_SEND_RATE": "200"}  # batches of 200
+    kill_at(sendgrid, "on_accept", env, held=(2,))
+    issue = get_issue(svc.engine, SAMPLE_DATE)
+    assert issue is not None and issue.id is not None
+    ledger.mark_stale_unknown(svc.engine, issue.id)
+    status = ledger_status(svc)
+    unknown = [a for a, s in status.items() if s == "unknown"]
+    # Only the batch the provider holds is unknown: the readers after it waited on the
+    # rate limiter unclaimed, so the next run mails them without --resend-unknown.
+    assert len(unknown) == 200
+    assert all(sendgrid.recipients[a] == 1 for a in unknown)
+    assert len(status) == 400 and sum(1 for s in status.values() if s == "sent") == 200

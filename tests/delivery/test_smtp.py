@@ -291,3 +291,28 @@ def test_dkim_settings_are_all_three_or_none(tmp_path: Path) -> None:
                 dkim_domain="example.org", dkim_selector="s", dkim_key_file=tmp_path / "none"
             )
         )
+
+
+def test_several_workers_each_send_on_their_own_connection(
+    smtp_sink: SMTPSink, rendered: RenderedIssue
+) -> None:
+    from newsletter.delivery import dispatch
+    from tests.delivery.test_memory import DictLedger
+
+    backend = backend_for(smtp_sink)
+    backend.max_batch = 5
+    book = DictLedger()
+    sender = dispatch.Dispatcher(
+        book,
+        backend,
+        make_envelope=lambda sid, _: envelope(sid),
+        throttle=dispatch.Throttle(None),
+        budget=dispatch.FailureBudget(1.0),
+        concurrency=2,
+    )
+    with backend, sender:
+        assert sender.send(rendered, ("nlp",), [(n, f"r{n}@example.com") for n in range(20)])
+    assert len(book.rows) == 20 and set(book.rows.values()) == {"sent"}
+    assert len(smtp_sink.received) == 20
+    # The second worker got a copy of the backend with its own connection, closed after.
+    assert backend.connections == 1 and smtp_sink.handler.connections <= 2
