@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from newsletter import weekly
+from newsletter import audience
 from newsletter.app import Services
 from newsletter.collecting import resolve_date
 from newsletter.db import utcnow
@@ -26,7 +26,7 @@ from newsletter.issues import advance_stage, get_issue, update_issue
 from newsletter.models import Digest, ReaderView, RenderedIssue
 from newsletter.render import render_empty_day
 from newsletter.sources import empty_days
-from newsletter.statuses import Cadence, DeliveryStatus, IssueStatus
+from newsletter.statuses import DeliveryStatus, IssueStatus
 from subscribers import recipients
 from subscribers.tokens import reader_links
 
@@ -100,27 +100,35 @@ def _empty_day(
     issue = get_issue(svc.engine, date)
     assert issue is not None and issue.id is not None
     issue_id = issue.id
-    by_language: dict[str, list[tuple[int, str]]] = {}
-    for reader in recipients.active_recipients(svc.engine):
-        if reader.cadence == Cadence.DAILY:  # a weekly reader's digest comes on an announcement day
-            by_language.setdefault(reader.language, []).append((reader.subscriber_id, reader.email))
-    report.groups = len(by_language)
+    counts = audience.Counts()
+    retry = (DeliveryStatus.DEFERRED,)
+    renderings: dict[str, RenderedIssue] = {}
+
+    def rendering(language: str) -> RenderedIssue:
+        if language not in renderings:
+            renderings[language] = render_empty_day(date, language)
+        return renderings[language]
+
     if report.dry_run:
-        report.sent = sum(len(readers) for readers in by_language.values())
+        size = max(1, backend.max_batch)
+        for _, readers in audience.batches_by_language(svc, issue_id, retry, counts, size):
+            report.sent += len(readers)
+        report.groups, report.already = len(counts.views), counts.already
         return report
 
-    def jobs() -> list[MailJob]:
-        return [
-            (functools.partial(render_empty_day, date, language), (), readers)
-            for language, readers in by_language.items()
-        ]
+    def jobs() -> Iterator[MailJob]:
+        size = max(1, backend.max_batch)
+        for language, readers in audience.batches_by_language(svc, issue_id, retry, counts, size):
+            yield functools.partial(rendering, language), (), readers
 
-    _mail(svc, issue_id, backend, report, jobs, retry=(DeliveryStatus.DEFERRED,))
+    _mail(svc, issue_id, backend, report, jobs, retry=retry)
+    report.groups = len(counts.views)
+    report.already += counts.already
     _settle(svc, issue_id, date, report, mark_sent=False)
     return report
 
 
-#: What one rendering goes to: (render it, its categories, its readers as (id, address)).
+#: One batch and its rendering: (render it, its categories, its readers as (id, address)).
 MailJob = tuple[Callable[[], RenderedIssue], tuple[str, ...], list[tuple[int, str]]]
 
 
@@ -129,7 +137,7 @@ def _mail(
     issue_id: int,
     backend: MailBackend,
     report: SendReport,
-    jobs: Callable[[], list[MailJob]],
+    jobs: Callable[[], Iterator[MailJob]],
     *,
     retry: Sequence[str],
     progress: dispatch.Progress | None = None,
@@ -139,7 +147,8 @@ def _mail(
 
     The run lets a later run tell this one's unanswered rows from a live sender's
     (``unknown`` after a crash). ``jobs`` is called after stale rows are marked, so the
-    readers it lists reflect the ledger as it now stands.
+    readers it streams reflect the ledger as it now stands; the batches of successive
+    jobs overlap in the dispatcher (several in flight).
     """
     with ledger.SendRun(svc.engine, issue_id) as run:
         ledger.mark_stale_unknown(svc.engine, issue_id, run)
@@ -156,7 +165,7 @@ def _mail(
         )
         report.in_flight = dispatcher.concurrency * backend.max_batch
         if progress:
-            progress.start(sum(len(readers) for _, _, readers in todo))
+            progress.start(recipients.count_active(svc.engine))
         try:
             with backend, dispatcher:
                 for render, categories, readers in todo:
@@ -237,44 +246,38 @@ def send(
     retry: tuple[DeliveryStatus, ...] = (DeliveryStatus.DEFERRED,)
     if resend_unknown:
         retry += (DeliveryStatus.UNKNOWN,)
-    digests: dict[str, Digest] = {base_digest.language: base_digest}
-    weekly_digests: dict[str, Digest] = {}
+    digests: dict[tuple[str, str], Digest] = {("daily", base_digest.language): base_digest}
+    renderings: dict[tuple[str, ReaderView], RenderedIssue] = {}
 
-    def rendering(view: ReaderView) -> RenderedIssue:
-        if view.language not in digests:
-            digest = build_digest(svc, date, view.language)
-            assert digest is not None
-            digests[view.language] = digest
-        return render_view(svc, digests[view.language], view)
+    def rendering(kind: str, view: ReaderView) -> RenderedIssue:
+        """Each view's rendering is made once, whatever number of batches it goes to."""
+        if (kind, view) not in renderings:
+            key = (kind, view.language)
+            if key not in digests:
+                build = build_weekly_digest if kind == "weekly" else build_digest
+                digest = build(svc, date, view.language)
+                assert digest is not None
+                digests[key] = digest
+            renderings[(kind, view)] = render_view(svc, digests[key], view)
+        return renderings[(kind, view)]
 
-    def weekly_rendering(view: ReaderView) -> RenderedIssue:
-        if view.language not in weekly_digests:
-            digest = build_weekly_digest(svc, date, view.language)
-            assert digest is not None
-            weekly_digests[view.language] = digest
-        return render_view(svc, weekly_digests[view.language], view)
-
+    counts = audience.Counts()
+    size = max(1, backend.max_batch)
     if dry_run:
-        daily, weeklies = _reader_groups(svc, base_digest, issue.id, retry, report)
-        for render, groups in ((rendering, daily), (weekly_rendering, weeklies)):
-            for view, readers in groups.items():
-                render(view)
-                report.sent += len(readers)
+        batches = audience.reader_batches(svc, base_digest, issue.id, retry, counts, size)
+        for kind, view, readers in batches:
+            rendering(kind, view)
+            report.sent += len(readers)
+        _count(report, counts)
         return report
 
     issue_id = issue.id
 
-    def jobs() -> list[MailJob]:
-        daily, weeklies = _reader_groups(svc, base_digest, issue_id, retry, report)
-        todo: list[MailJob] = [
-            (functools.partial(rendering, view), view.categories, readers)
-            for view, readers in daily.items()
-        ]
-        todo += [
-            (functools.partial(weekly_rendering, view), view.categories, readers)
-            for view, readers in weeklies.items()
-        ]
-        return todo
+    def jobs() -> Iterator[MailJob]:
+        skip = progress.advance if progress else None
+        batches = audience.reader_batches(svc, base_digest, issue_id, retry, counts, size, skip)
+        for kind, view, readers in batches:
+            yield functools.partial(rendering, kind, view), view.categories, readers
 
     _mail(
         svc,
@@ -286,93 +289,16 @@ def send(
         progress=progress,
         should_stop=should_stop,
     )
+    _count(report, counts)
     _settle(svc, issue_id, date, report, mark_sent=True)
     return report
 
 
-Groups = dict[ReaderView, list[tuple[int, str]]]
-
-
-def _reader_groups(
-    svc: Services,
-    digest: Digest,
-    issue_id: int,
-    retry: Sequence[str],
-    report: SendReport,
-) -> tuple[Groups, Groups]:
-    """Active readers still to mail, grouped by what they get: (categories, language);
-    daily readers for the issue of ``digest``, then weekly readers due on its date for
-    the weekly digest (see ``newsletter.weekly``).
-
-    Counts the skipped (suppressed, no paper in their categories, weekly readers not
-    due today) and those the ledger already settled for this issue into ``report``.
-    """
-    settled = ledger.settled_ids(svc.engine, issue_id, retry)
-    available = set(digest.slugs)
-    views: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
-    groups: Groups = {}
-    weekly_readers: list[recipients.Recipient] = []
-    no_paper = 0
-    for reader in recipients.active_recipients(svc.engine):
-        if reader.cadence == Cadence.WEEKLY:
-            weekly_readers.append(reader)
-            continue
-        key = (reader.categories, reader.language)
-        if key not in views:
-            chosen = tuple(s for s in reader.categories if s in available)
-            views[key] = ReaderView(svc.taxonomy.order(chosen), reader.language) if chosen else None
-        view = views[key]
-        if view is None:
-            no_paper += 1
-        elif reader.subscriber_id in settled:
-            report.already += 1
-        else:
-            groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
-    if no_paper:
-        log.info("%d readers have no paper in their categories on %s", no_paper, digest.date)
-    weekly_groups, weekly_skipped = _weekly_groups(
-        svc, digest.date, weekly_readers, settled, report
-    )
-    report.skipped = no_paper + weekly_skipped + recipients.count_not_mailable(svc.engine)
-    report.groups = len(groups) + len(weekly_groups)
-    return groups, weekly_groups
-
-
-def _weekly_groups(
-    svc: Services,
-    date: dt.date,
-    readers: Sequence[recipients.Recipient],
-    settled: set[int],
-    report: SendReport,
-) -> tuple[Groups, int]:
-    """Weekly readers due on ``date``, grouped by their view of the week's digest, and
-    how many were skipped (not their day, or no paper this week in their categories)."""
-    last = ledger.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
-    due: list[recipients.Recipient] = []
-    not_today = 0
-    for reader in readers:
-        if reader.subscriber_id in settled:
-            report.already += 1
-        elif weekly.is_due(date, reader.weekday, last.get(reader.subscriber_id)):
-            due.append(reader)
-        else:
-            not_today += 1
-    if not_today:
-        log.info("%d weekly readers are not due on %s (not their day)", not_today, date)
-    week = build_weekly_digest(svc, date) if due else None
-    if week is None:
-        return {}, not_today
-    available = set(week.slugs)
-    groups: Groups = {}
-    no_paper = 0
-    for reader in due:
-        chosen = tuple(s for s in reader.categories if s in available)
-        if not chosen:
-            no_paper += 1
-            continue
-        view = ReaderView(svc.taxonomy.order(chosen), reader.language)
-        groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
-    return groups, not_today + no_paper
+def _count(report: SendReport, counts: audience.Counts) -> None:
+    """Add what the reader stream skipped and found settled to ``report``."""
+    report.already += counts.already
+    report.skipped = counts.skipped
+    report.groups = len(counts.views)
 
 
 def _envelope_maker(svc: Services, issue_id: int) -> Callable[[int, str], Envelope]:

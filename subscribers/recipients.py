@@ -1,4 +1,4 @@
-"""Who gets an issue: the active readers with their choices, streamed for large lists."""
+"""Who gets an issue: the active readers with their choices, streamed in keyset pages."""
 
 from __future__ import annotations
 
@@ -26,7 +26,17 @@ class Recipient:
 
 
 def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:
-    """Every active reader, streamed with Core (no ORM objects) for large lists."""
+    """Every active reader in id order, read in keyset pages of ``batch`` (``id > last``).
+
+    No page is held longer than it is read and no cursor stays open between pages, so
+    a send of a million readers holds one page in memory and no long transaction.
+    """
+    for page in recipient_pages(engine, batch):
+        yield from page
+
+
+def recipient_pages(engine: Engine, batch: int = 5000) -> Iterator[list[Recipient]]:
+    """The active readers in pages of at most ``batch``, in id order (keyset paging)."""
     table = SUBSCRIBERS
     query = (
         sa.select(
@@ -37,15 +47,32 @@ def active_recipients(engine: Engine, batch: int = 5000) -> Iterator[Recipient]:
             table.c.cadence,
             table.c.weekday,
         )
-        .where(table.c.status == SubscriberStatus.ACTIVE)
+        .where(table.c.status == SubscriberStatus.ACTIVE, table.c.id > sa.bindparam("last"))
         .order_by(table.c.id)
+        .limit(batch)
     )
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(query)
-        for sid, email, cats, language, cadence, weekday in result:
-            yield Recipient(
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(query, {"last": last}).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield [
+            Recipient(
                 sid, email, tuple(s for s in cats.split(",") if s), language, cadence, weekday
             )
+            for sid, email, cats, language, cadence, weekday in rows
+        ]
+        if len(rows) < batch:
+            return
+
+
+def count_active(engine: Engine) -> int:
+    """How many readers are active (what a send's progress bar counts towards)."""
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE)
+        return int(conn.execute(query).scalar_one())
 
 
 def count_not_mailable(engine: Engine) -> int:

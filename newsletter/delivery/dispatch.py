@@ -267,10 +267,12 @@ class Dispatcher:
         size = self.throttle.batch_size(self.backend.max_batch)
         cats = ",".join(categories)
         for chunk in _chunks(readers, size):
-            if self.should_stop is not None and self.should_stop():
-                return False
             prepared = [(sid, self.make_envelope(sid, email)) for sid, email in chunk]
             self._free_slot()
+            # Asked once a slot is free: with one batch in flight, after the previous
+            # batch was recorded, so a stop sees everything mailed so far.
+            if self.should_stop is not None and self.should_stop():
+                return False
             self.throttle.admit(len(chunk))
             owned = self.ledger.claim([(sid, cats) for sid, _ in chunk])
             self.tally.already += len(chunk) - len(owned)

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter.db import table_of, utcnow
-from newsletter.delivery.bulk import claim_retries, insert_claims, write_answers
+from newsletter.delivery.bulk import claim_retries, insert_claims, one_of, write_answers
 
 # A send run is part of the ledger's API: callers write ``ledger.SendRun(...)``.
 from newsletter.delivery.send_runs import SendRun as SendRun
@@ -121,6 +121,23 @@ def settled_ids(engine: Engine, issue_id: int, retry_statuses: Sequence[str]) ->
             )
         )
         return {row[0] for row in rows}
+
+
+def settled_among(
+    engine: Engine, issue_id: int, subscriber_ids: Sequence[int], retry_statuses: Sequence[str]
+) -> set[int]:
+    """Those of ``subscriber_ids`` already in the ledger for good (one page of a stream)."""
+    if not subscriber_ids:
+        return set()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(DELIVERIES.c.subscriber_id).where(
+                DELIVERIES.c.issue_id == issue_id,
+                one_of(conn, DELIVERIES.c.subscriber_id, subscriber_ids),
+                DELIVERIES.c.status.not_in(retry_statuses),
+            )
+        )
+        return {int(row[0]) for row in rows}
 
 
 def counts(engine: Engine, issue_id: int) -> Counter[str]:

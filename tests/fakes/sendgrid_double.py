@@ -18,15 +18,18 @@ with ``X-RateLimit-Reset``, 500), or a hang past the client's timeout (optionall
 after accepting the mail, as a real server that lost its answer would).
 ``on_request`` / ``on_accept`` / ``after_answer`` hooks (called with the request's
 number) let a crash test kill the sender at an exact point.
-``python -m tests.fakes.sendgrid_double`` serves it in its own process (``bench.send``
-does, so validation runs on the other core); ``GET /_double/stats`` then reports what
-it received.
+``python -m tests.fakes.sendgrid_double`` serves it in its own process; ``GET
+/_double/stats`` then reports what it received. ``bench.send`` runs it with
+``--latency 0.3`` (a real answer's time) and ``--validate-later`` (the answer does not
+wait for the spec check, which runs in the background; violations are counted and
+the benchmark fails on any).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import re
 import secrets
 import threading
@@ -137,9 +140,19 @@ class SendGridDouble:
         keep_bodies: bool = True,
         max_bytes: int = 30 * 1024 * 1024,
         reject: Iterable[str] = (),
+        latency: float = 0.0,
+        validate_later: bool = False,
     ) -> None:
         self.api_key = api_key
         self.validator = validator(spec)
+        #: Seconds every answer takes, as a real provider's does (a few hundred ms).
+        self.latency = latency
+        #: Answer first and validate in a background thread (``bench.send``): a body that
+        #: breaks the spec is still accepted but counted in ``violations``.
+        self.validate_later = validate_later
+        self.violations: list[list[tuple[str | None, str]]] = []
+        self._to_validate: queue.Queue[Any] = queue.Queue()
+        self._validating = 0
         self.keep_bodies = keep_bodies
         self.max_bytes = max_bytes
         self.reject = {a.lower() for a in reject}
@@ -173,7 +186,21 @@ class SendGridDouble:
             target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
         self._thread.start()
+        if self.validate_later:
+            threading.Thread(target=self._validate_in_background, daemon=True).start()
         return self
+
+    def _validate_in_background(self) -> None:
+        while not self._closing.is_set():
+            try:
+                body = self._to_validate.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            problems = self._problems(body)
+            with self._lock:
+                self._validating -= 1
+                if problems:
+                    self.violations.append(problems[:5])
 
     def stop(self) -> None:
         self._closing.set()
@@ -218,6 +245,9 @@ class SendGridDouble:
             "distinct": len(self.recipients),
             "duplicates": sum(n - 1 for n in self.recipients.values() if n > 1),
             "bytes": sum(s.size for s in self.seen),
+            "violations": len(self.violations),
+            "first_violation": self.violations[0] if self.violations else None,
+            "waiting_validation": self._validating,
         }
 
     # -- the API -------------------------------------------------------------------------
@@ -239,9 +269,14 @@ class SendGridDouble:
             body = json.loads(raw)
         except ValueError:
             return self._answer(400, raw, None, _errors((None, "Bad Request: invalid JSON")))
-        problems = self._problems(body)
-        if problems:
-            return self._answer(400, raw, body, _errors(*problems[:10]))
+        if self.validate_later and isinstance(body, dict):
+            with self._lock:
+                self._validating += 1
+            self._to_validate.put(body)
+        else:
+            problems = self._problems(body)
+            if problems:
+                return self._answer(400, raw, body, _errors(*problems[:10]))
         if step is not None and step.hang and not step.accept:
             self._answer(0, raw, body, None)
             return 0, {}, None, step
@@ -372,6 +407,8 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.on_request is not None:
             owner.on_request(arrived)
         status, headers, body, hang = owner.handle(self.headers.get("Authorization", ""), raw)
+        if owner.latency:
+            owner._closing.wait(owner.latency)
         if hang is not None:
             owner._closing.wait(hang.hang)
             self.close_connection = True
@@ -393,8 +430,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=API_KEY)
     parser.add_argument("--keep-bodies", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument(
+        "--validate-later", action="store_true", help="answer first, validate in the background"
+    )
     args = parser.parse_args(argv)
-    double = SendGridDouble(args.api_key, keep_bodies=args.keep_bodies).start(args.port)
+    double = SendGridDouble(
+        args.api_key,
+        keep_bodies=args.keep_bodies,
+        latency=args.latency,
+        validate_later=args.validate_later,
+    ).start(args.port)
     print(f"PORT {double.port}", flush=True)
     try:
         threading.Event().wait()
