@@ -1,51 +1,68 @@
-"""Readers in and out as CSV (email, categories, language), all or nothing on import."""
+"""Readers in and out as CSV (email, categories, language): imported all or nothing in
+bulk (``subscribers.bulk_import``), exported streamed in keyset pages."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from typing import TextIO
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter.categories import Taxonomy
-from newsletter.errors import InvalidInputError
-from newsletter.statuses import SUPPRESSED
-from subscribers.readers import add_active, list_subscribers, normalize_email
+from subscribers.bulk_import import SUBSCRIBERS, import_readers
 
 CSV_HEADER = ("email", "categories", "language")
+#: Readers per page of an export.
+PAGE = 5000
 
 
 def import_csv(
     engine: Engine, taxonomy: Taxonomy, text: str, default_language: str
 ) -> tuple[int, int]:
-    """Import readers from CSV; validates every row first so a bad file stores nothing.
+    """Import readers from CSV text; a bad file stores nothing.
 
-    Returns (imported, kept suppressed).
+    Returns (imported, kept suppressed); a repeated address counts once.
     """
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "email" not in reader.fieldnames:
-        raise InvalidInputError("the CSV needs a header line: email,categories,language")
-    rows: list[tuple[str, tuple[str, ...], str]] = []
-    for number, record in enumerate(reader, start=2):
-        try:
-            address = normalize_email(record.get("email") or "")
-            slugs = taxonomy.parse_list(record.get("categories"))
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"line {number}: {exc}; nothing was imported") from exc
-        except Exception as exc:
-            raise InvalidInputError(f"line {number}: {exc}; nothing was imported") from exc
-        rows.append((address, slugs, (record.get("language") or default_language).strip()))
-    suppressed = 0
-    for address, slugs, language in rows:
-        info = add_active(engine, taxonomy, address, slugs, language, source="import")
-        suppressed += info.status in SUPPRESSED
-    return len(rows) - suppressed, suppressed
+    summary = import_readers(engine, taxonomy, text, default_language)
+    return summary.added + summary.updated + summary.unchanged, summary.suppressed
+
+
+def export_rows(engine: Engine) -> Iterator[tuple[str, str, str]]:
+    """(email, categories, language) of every reader in id order, a page at a time."""
+    table = SUBSCRIBERS
+    query = (
+        sa.select(table.c.id, table.c.email, table.c.categories, table.c.language)
+        .where(table.c.id > sa.bindparam("last"))
+        .order_by(table.c.id)
+        .limit(PAGE)
+    )
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(query, {"last": last}).all()
+        for _, email, categories, language in rows:
+            yield email, categories, language
+        if len(rows) < PAGE:
+            return
+        last = rows[-1][0]
+
+
+def write_csv(engine: Engine, out: TextIO) -> int:
+    """Write every reader as CSV to ``out`` as it is read; returns how many."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    count = 0
+    for row in export_rows(engine):
+        writer.writerow(row)
+        count += 1
+    return count
 
 
 def export_csv(engine: Engine) -> str:
+    """Every reader as CSV text (``write_csv`` streams instead)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for info in list_subscribers(engine):
-        writer.writerow([info.email, ",".join(info.categories), info.language])
+    write_csv(engine, out)
     return out.getvalue()

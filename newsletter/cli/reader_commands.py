@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.cli.common import out, services
@@ -80,28 +82,77 @@ def remove(args: argparse.Namespace) -> int:
 
 @command(
     "subscribers import",
-    "import readers from CSV (email,categories,language)",
+    "import readers from CSV (email,categories,language): checked whole, then written in bulk",
     arg("file"),
+    arg("--dry-run", action="store_true", help="check the file and say what would change"),
+    JSON,
 )
 def import_readers(args: argparse.Namespace) -> int:
-    from subscribers.csv_io import import_csv
+    from subscribers.bulk_import import import_readers as bulk_import
 
     path = Path(args.file)
-    try:
-        text = path.read_text("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
+    if not path.is_file():
+        raise InvalidInputError(f"cannot read {path}: no such file")
     svc = services(args)
-    imported, suppressed = import_csv(svc.engine, svc.taxonomy, text, svc.settings.language)
-    print(f"imported: {imported}, kept suppressed (unsubscribed/bounced/complained): {suppressed}")
+    with _import_bar() as progress:
+        try:
+            summary = bulk_import(
+                svc.engine,
+                svc.taxonomy,
+                path,
+                svc.settings.language,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc}; save it as UTF-8") from exc
+    out(summary.as_json(), args.json, lambda: [summary.line()])
+    if args.dry_run and not args.json:
+        print("dry run: nothing was written", file=sys.stderr)
     return 0
 
 
-@command("subscribers export", "export readers as CSV")
-def export_readers(args: argparse.Namespace) -> int:
-    from subscribers.csv_io import export_csv
+@contextmanager
+def _import_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
 
-    sys.stdout.write(export_csv(services(args).engine))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("importing readers", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+@command("subscribers export", "export readers as CSV (streamed)")
+def export_readers(args: argparse.Namespace) -> int:
+    from subscribers.csv_io import write_csv
+
+    write_csv(services(args).engine, sys.stdout)
+    return 0
+
+
+@command(
+    "subscribers stats", "readers per status; active readers per category, language, cadence", JSON
+)
+def stats(args: argparse.Namespace) -> int:
+    from subscribers.stats import reader_stats
+
+    figures = reader_stats(services(args).engine)
+
+    def lines() -> list[str]:
+        return [
+            line
+            for title, counts in figures.items()
+            for line in (f"{title}:", *(f"  {key or '-'}: {n}" for key, n in counts.items()))
+        ]
+
+    out(figures, args.json, lines)
     return 0
 
 
@@ -141,6 +192,7 @@ COMMANDS = (
     remove,
     import_readers,
     export_readers,
+    stats,
     purge_pending,
     import_bounces,
 )

@@ -7,6 +7,8 @@ says, and that nobody is mailed twice or forgotten.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
