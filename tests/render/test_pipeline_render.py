@@ -78,7 +78,7 @@ def test_reader_whose_categories_all_have_no_paper_gets_no_mail_and_the_log_says
     readers.add_active(svc.engine, svc.taxonomy, "empty@example.com", [EMPTY], "en")
     readers.add_active(svc.engine, svc.taxonomy, "nlp@example.com", [EMPTY, "nlp"], "en")
     backend = MemoryBackend()
-    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
+    with caplog.at_level(logging.INFO, logger="newsletter.audience"):
         first = send(svc, SAMPLE_DATE, backend)
     second = send(svc, SAMPLE_DATE, backend)
     assert [str(m["To"]) for m in backend.outbox] == ["nlp@example.com"]
