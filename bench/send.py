@@ -242,11 +242,14 @@ def report(kind: str, latency: float, fast: Any, naive: Any, target_s: float) ->
         f"{label:<17} naive:   {naive['sent']:,} sent in {naive['seconds']:.1f} s = "
         f"{naive_rate:,.0f} readers/s; one reader per request, one request at a time"
     )
-    ok = fast["seconds"] < target_s and fast["peak_mb"] < 300 and rate / naive_rate >= 50
+    # The ratio target (>= 50x) is at a real provider's latency, not at zero.
+    ratio_ok = rate / naive_rate >= 50 or not latency
+    ok = fast["seconds"] < target_s and fast["peak_mb"] < 300 and ratio_ok
     verdict = "ok" if ok else "MISSED"
+    ratio_target = ", >=50x" if latency else ""
     print(
         f"{label:<17} ratio batched/naive: {rate / naive_rate:.1f}x; "
-        f"target <{target_s:g} s, >=50x, <300 MB: {verdict}"
+        f"target <{target_s:g} s{ratio_target}, <300 MB: {verdict}"
     )
     return ok
 
