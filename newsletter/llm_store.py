@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.db import table_of, utcnow
 
 
 class LLMCacheRow(SQLModel, table=True):
@@ -60,8 +60,8 @@ class LLMCallRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
-CACHE = LLMCacheRow.__table__  # type: ignore[attr-defined]
-CALLS = LLMCallRow.__table__  # type: ignore[attr-defined]
+CACHE = table_of(LLMCacheRow)
+CALLS = table_of(LLMCallRow)
 
 
 #: Outcomes of a request that gave no usable answer.
