@@ -28,11 +28,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -47,6 +46,7 @@ from tenacity import (
 from newsletter import llm, llm_store
 from newsletter.errors import LLMInvalid, LLMTimeout, LLMUnavailable
 from newsletter.llm_answers import AnswerRejected, _schema_json, parse_answer
+from newsletter.llm_jobs import CallGate, Job, Mode
 from newsletter.llm_prompts import Prompt, render_prompt
 from newsletter.settings import Settings
 
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
 ItemT = TypeVar("ItemT")
-Mode = Literal["schema", "json", "text"]
 
 #: Timeouts in a row on work that cannot shrink before a model counts as stalled (down).
 STALLS_BEFORE_DOWN = 2
@@ -73,39 +72,6 @@ class Answer(Generic[T]):
     value: T
     model: str
     cached: bool
-
-
-class _Gate:
-    """At most ``limit`` calls at a time; remembers which calls overlapped another."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._active: list[dict[str, bool]] = []
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def slot(self) -> Iterator[dict[str, bool]]:
-        token = {"shared": False}
-        with self._cond:
-            while len(self._active) >= self.limit:
-                self._cond.wait()
-            for other in self._active:
-                other["shared"] = True
-            token["shared"] = bool(self._active)
-            self._active.append(token)
-        try:
-            yield token
-        finally:
-            with self._cond:
-                self._active.remove(token)
-                self._cond.notify_all()
-
-    def drop_to_one(self) -> bool:
-        """Allow one call at a time from now on; True when this changed the limit."""
-        with self._cond:
-            changed = self.limit > 1
-            self.limit = 1
-            return changed
 
 
 class NotCached(LookupError):
@@ -132,10 +98,10 @@ class LLMClient:
     _schema_support: dict[str, bool] = field(default_factory=dict, init=False)
     _stalls: dict[str, int] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _gate: _Gate = field(init=False)
+    _gate: CallGate = field(init=False)
 
     def __post_init__(self) -> None:
-        self._gate = _Gate(self.settings.llm_concurrency)
+        self._gate = CallGate(self.settings.llm_concurrency)
 
     @property
     def model(self) -> str:
@@ -209,7 +175,7 @@ class LLMClient:
                 f"{purpose}: skipped, the model is unavailable in this run ({down})"
             )
         failures: list[_Failed] = []
-        job = _Job(purpose, prompt, schema, check, max_tokens, json_schema, mode, parse, repair)
+        job = Job(purpose, prompt, schema, check, max_tokens, json_schema, mode, parse, repair)
         for model in usable:
             try:
                 value = self._ask_model(model, job, shrinkable)
@@ -274,7 +240,7 @@ class LLMClient:
         self._record(purpose, prompt, self.model, "cached", cache_hit=True)
         return Answer(value, answered_by or self.model, cached=True)
 
-    def _ask_model(self, model: str, job: _Job[T], shrinkable: bool) -> T:
+    def _ask_model(self, model: str, job: Job[T], shrinkable: bool) -> T:
         """The answer of one model, with one repair turn for an unusable answer."""
         mode: Mode = job.mode if job.mode in ("text", "json") else "json"
         if mode == "json" and job.mode != "json" and self.takes_schema(model):
@@ -308,7 +274,7 @@ class LLMClient:
         except AnswerRejected as again:
             raise _Failed(model, "invalid", f"unusable answer after a repair: {again}") from again
 
-    def _judge(self, job: _Job[T], reply: llm.Reply, mode: Mode) -> T:
+    def _judge(self, job: Job[T], reply: llm.Reply, mode: Mode) -> T:
         """The reply's value, recorded in the ledger as ok, invalid or capped."""
         try:
             if reply.capped:
@@ -334,7 +300,7 @@ class LLMClient:
     def _call(
         self,
         model: str,
-        job: _Job[Any],
+        job: Job[Any],
         mode: Mode,
         messages: list[dict[str, str]],
         shrinkable: bool,
@@ -376,7 +342,7 @@ class LLMClient:
         self._note_failure(model, llm.CallFailed("timeout", "timed out twice"), shrinkable)
         raise _Failed(model, "timeout", f"no answer for {self.settings.llm_timeout:g} s")
 
-    def _retrying(self, job: _Job[Any], request: llm.Request) -> llm.Reply:
+    def _retrying(self, job: Job[Any], request: llm.Request) -> llm.Reply:
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.llm_max_retries + 1),
             wait=self._wait,
@@ -390,7 +356,7 @@ class LLMClient:
                 return self._once(job, request)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _once(self, job: _Job[Any], request: llm.Request) -> llm.Reply:
+    def _once(self, job: Job[Any], request: llm.Request) -> llm.Reply:
         with self._gate.slot() as token:
             try:
                 return llm.complete(request)
@@ -485,30 +451,6 @@ class LLMClient:
                 error=error,
             ),
         )
-
-
-@dataclass(frozen=True)
-class _Job(Generic[T]):
-    """What one ``ask`` wants, passed down its calls."""
-
-    purpose: str
-    prompt: Prompt
-    schema: type[T]
-    check: Callable[[T], None] | None
-    max_tokens: int
-    json_schema: dict[str, Any] | None
-    mode: Mode | None
-    parse: Callable[[str], T] | None
-    repair: bool
-
-    def schema_dict(self) -> dict[str, Any]:
-        return self.json_schema or dict(json.loads(_schema_json(self.schema)))
-
-    def response_format(self) -> dict[str, Any]:
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": self.prompt.name, "schema": self.schema_dict(), "strict": True},
-        }
 
 
 def client_for(settings: Settings, engine: Engine, day: dt.date | None) -> LLMClient | None:

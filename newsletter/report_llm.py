@@ -29,7 +29,8 @@ from newsletter.categories import Category
 from newsletter.errors import LLMError, LLMInvalid, LLMTimeout
 from newsletter.llm import token_count
 from newsletter.llm_answers import AnswerRejected, answer_schema, sections
-from newsletter.llm_client import LLMClient, Mode
+from newsletter.llm_client import LLMClient
+from newsletter.llm_jobs import Mode
 from newsletter.llm_prompts import Prompt, data_json, render_prompt
 from newsletter.models import CategoryReport, NotablePaper, Paper
 
