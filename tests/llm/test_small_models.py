@@ -129,9 +129,9 @@ def test_slow_streaming_that_keeps_writing_is_not_cut_off(
 def test_a_timeout_shrinks_the_batch_and_later_batches_start_smaller(
     build: Callable[..., LLMClient], llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = build(llm_timeout=0.5)
+    client = build(llm_timeout=1.5)  # wide of a loaded machine's scheduling delays
     papers = day_of(16)
-    llm_server.script(Step("hang", task="classify", seconds=3))
+    llm_server.script(Step("hang", task="classify", seconds=6))
     result = classify_llm(papers, TAXONOMY, client, 8)
     # batch 1 timed out: its halves; batch 2 starts at the size that worked
     assert [len(data_rows(s.body)) for s in llm_server.seen] == [8, 4, 4, 4, 4]
@@ -144,8 +144,8 @@ def test_a_timeout_shrinks_the_batch_and_later_batches_start_smaller(
 def test_repeated_stalls_on_the_smallest_work_mark_the_model_down(
     build: Callable[..., LLMClient], llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = build(llm_timeout=0.3, llm_min_batch=2)
-    llm_server.script(*[Step("hang", task="classify", seconds=2)] * 3)
+    client = build(llm_timeout=1.0, llm_min_batch=2)  # wide of a loaded machine's delays
+    llm_server.script(*[Step("hang", task="classify", seconds=5)] * 3)
     with caplog.at_level(logging.WARNING, logger="newsletter.classify"):
         result = classify_llm(day_of(4), TAXONOMY, client, 4)
     # 4 papers time out, then 2 (the floor) twice: stalled, down; nothing more is asked
