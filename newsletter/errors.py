@@ -6,6 +6,7 @@ The tree::
     ├── ConfigurationError          a setting is missing, malformed or unsafe (exit code 2)
     │   └── UnknownCategoryError    a category slug that is not in the taxonomy
     ├── InvalidInputError           a user-supplied value is malformed (bad date, bad address)
+    │   └── InterestsError          a reader's interests are too long, too many or unreadable
     ├── DatabaseError               the database cannot be reached or is in a bad state
     ├── SourceError                 one feed could not be fetched or parsed (URL + reason)
     ├── LLMError                    the model failed for good after retries and fallbacks
@@ -44,6 +45,11 @@ class UnknownCategoryError(ConfigurationError):
 
 class InvalidInputError(NewsletterError):
     exit_code = 2
+
+
+class InterestsError(InvalidInputError):
+    """Interests that cannot be stored (text too long, too many papers, a malformed file);
+    nothing was changed."""
 
 
 class DatabaseError(NewsletterError):

@@ -13,3 +13,4 @@ def import_table_modules() -> None:
     import subscribers.models  # noqa: F401  (subscribers and their events)
     from newsletter import locks, runs  # noqa: F401  (run claims, service runs, heartbeats)
     from newsletter.delivery import tables  # noqa: F401  (deliveries, send runs, provider events)
+    from subscribers import interests  # noqa: F401  (readers' interests, for "For you")

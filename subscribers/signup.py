@@ -23,6 +23,7 @@ from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, table_of, utcnow
 from newsletter.errors import InvalidInputError
 from newsletter.statuses import SubscriberStatus
+from subscribers import interests
 from subscribers.models import Subscriber, SubscriberEvent
 from subscribers.readers import (
     SubscriberInfo,
@@ -164,6 +165,7 @@ def purge_unconfirmed(engine: Engine, older_than: dt.timedelta) -> int:
         mailed = ledger.has_deliveries(conn, ids)
         ids = [i for i in ids if i not in mailed]
         if ids:
+            interests.delete_for(conn, ids)
             conn.execute(sa.delete(EVENTS).where(EVENTS.c.subscriber_id.in_(ids)))
             conn.execute(sa.delete(SUBSCRIBERS).where(SUBSCRIBERS.c.id.in_(ids)))
     if ids:
