@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     run_attempts: int = Field(default=5, ge=1)
     run_retry_seconds: float = Field(default=30.0, ge=0)
     chart_mode: Literal["inline", "hosted"] = "inline"
+    # "For you": rank among each reader's chosen categories, or among every category.
+    for_you_scope: Literal["chosen", "all"] = "chosen"
 
     @field_validator("feeds", "llm_fallbacks", "old_secret_keys", "trusted_proxies", mode="before")
     @classmethod
