@@ -1,10 +1,12 @@
 """A reader's interests: free text and papers they like, the input of "For you".
 
-One row per reader in ``reader_interests``, owned by this module and deleted with the
-reader (``ON DELETE CASCADE``, and ``clear_interests`` wherever a reader's personal data
-is erased). The file a reader uploaded is never kept: only each paper's title and
-abstract, normalised, so the same interests always hash to the same ``digest``, which
-the ranking uses as the cache key of a reader's embedding.
+One row per reader in ``reader_interests``, owned by this module. They are personal
+data kept only while the reader gets mail: erased when the reader leaves (unsubscribed,
+bounced, complained: ``readers.change_status`` calls ``delete_for``) and when the row is
+deleted (``ON DELETE CASCADE``, and ``delete_for`` in the purge). The file a reader
+uploaded is never kept: only each paper's title and abstract, normalised, so the same
+interests always hash to the same ``digest``, which the ranking uses as the cache key of
+a reader's embedding.
 
 Limits are checked before anything is written: a text over ``MAX_TEXT`` characters or
 more than ``MAX_PAPERS`` papers is an ``InterestsError`` and the stored interests stay
@@ -28,6 +30,7 @@ from sqlmodel import Field, SQLModel
 
 from newsletter.db import table_of, utcnow
 from newsletter.errors import InterestsError
+from newsletter.statuses import SUPPRESSED
 from subscribers.models import Subscriber, SubscriberEvent
 
 #: Characters of free text a reader may keep (topics, methods, a few sentences).
@@ -258,11 +261,17 @@ def interests_for(engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, In
 
 
 def _require_reader(conn: Connection, subscriber_id: int) -> None:
-    found = conn.execute(
-        sa.select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.id == subscriber_id)
-    ).first()
-    if found is None:
+    """The reader exists and has not left: their interests were erased when they left."""
+    status = conn.execute(
+        sa.select(SUBSCRIBERS.c.status).where(SUBSCRIBERS.c.id == subscriber_id)
+    ).scalar()
+    if status is None:
         raise InterestsError(f"no reader with id {subscriber_id}; add the reader first")
+    if status in SUPPRESSED:
+        raise InterestsError(
+            f"this reader is {status}: no interests are kept for a reader who gets no mail "
+            "(they can subscribe again on the web form)"
+        )
 
 
 def _delete(conn: Connection, subscriber_id: int, source: str) -> None:

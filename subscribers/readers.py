@@ -22,6 +22,7 @@ from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, utcnow
 from newsletter.errors import InvalidInputError
 from newsletter.statuses import SUPPRESSED, Cadence, SubscriberStatus
+from subscribers import interests
 from subscribers.models import Subscriber, SubscriberEvent
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,10 @@ def record_event(session: Session, row: Subscriber, kind: str, detail: str, sour
 def change_status(
     session: Session, row: Subscriber, status: str, source: str, *, revive: bool = False
 ) -> None:
-    """Change and record a status; only a confirmation (``revive``) lifts a suppression."""
+    """Change and record a status; only a confirmation (``revive``) lifts a suppression.
+
+    Leaving (unsubscribed, bounced, complained) erases the reader's interests.
+    """
     if status not in tuple(SubscriberStatus):
         choices = ", ".join(SubscriberStatus)
         raise InvalidInputError(f"unknown status {status!r}; use one of {choices}")
@@ -119,6 +123,9 @@ def change_status(
             "then confirming by mail)"
         )
     previous = row.status
+    if status in SUPPRESSED and row.id is not None:
+        # A reader who gets no mail has no use for interests: they are erased, not kept.
+        interests.delete_for(session.connection(), [row.id])
     row.status = status
     row.confirm_nonce = ""
     row.updated_at = utcnow()

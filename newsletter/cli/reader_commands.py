@@ -1,4 +1,5 @@
-"""Commands over readers: subscribers add/list/remove/import/export/purge-pending, bounces."""
+"""Commands over readers: subscribers add/list/remove/interests/import/export/purge-pending,
+bounces."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.cli.common import out, services
 from newsletter.cli.registry import JSON, arg, command
 from newsletter.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from subscribers.interests import LikedPaper
 
 
 @command(
@@ -78,6 +83,61 @@ def remove(args: argparse.Namespace) -> int:
     else:
         print(f"the address stays {info.status}: it is never mailed again")
     return 0
+
+
+@command(
+    "subscribers interests",
+    "show or set a reader's interests (free text, liked papers) for the For you block",
+    arg("email"),
+    arg("--text", help="topics, methods, a few sentences (1,000 characters at most; '' clears)"),
+    arg("--bibtex", metavar="FILE", help="liked papers from a BibTeX export (replaces the list)"),
+    arg("--ris", metavar="FILE", help="liked papers from a RIS export (replaces the list)"),
+    arg("--clear", action="store_true", help="forget them (with --text/--bibtex/--ris: replace)"),
+    JSON,
+)
+def interests(args: argparse.Namespace) -> int:
+    from subscribers import interests as store
+    from subscribers.readers import get_by_email
+
+    papers = _liked_papers(args.bibtex, args.ris)  # a bad file stops here, nothing changed
+    engine = services(args).engine
+    info = get_by_email(engine, args.email)
+    if info is None:
+        raise InvalidInputError("no such subscriber; see `newsletter subscribers list`")
+    text = args.text
+    if args.clear:
+        text, papers = text or "", papers or []
+    if args.clear and not text and not papers:
+        store.clear_interests(engine, info.id)
+    elif text is not None or papers is not None:
+        store.set_interests(engine, info.id, text=text, papers=papers)
+    now = store.get_interests(engine, info.id)
+    if args.json:
+        out({"email": info.email, **(now.as_json() if now else {})}, True, lambda: [])
+        return 0
+    if now is None:
+        print(f"{info.email}: no interests (no For you block; invite them to the preference page)")
+        return 0
+    print(f"{info.email}: text {len(now.text)} characters, {len(now.papers)} liked papers")
+    if now.text:
+        print(now.text)
+    return 0
+
+
+def _liked_papers(bibtex: str | None, ris: str | None) -> list[LikedPaper] | None:
+    """The papers of the files given (both: one list), or None when none was given."""
+    if bibtex is None and ris is None:
+        return None
+    from subscribers.interest_files import parse_bibtex, parse_ris
+
+    papers: list[LikedPaper] = []
+    for name, parse in ((bibtex, parse_bibtex), (ris, parse_ris)):
+        if name is not None:
+            path = Path(name)
+            if not path.is_file():
+                raise InvalidInputError(f"cannot read {path}: no such file")
+            papers.extend(parse(path.read_bytes()))
+    return papers
 
 
 @command(
@@ -190,6 +250,7 @@ COMMANDS = (
     add,
     list_readers,
     remove,
+    interests,
     import_readers,
     export_readers,
     stats,

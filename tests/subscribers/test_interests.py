@@ -141,3 +141,22 @@ def test_interests_go_with_the_reader(services: Services) -> None:
 def test_as_json_holds_the_readers_data() -> None:
     got = Interests("t", (LikedPaper("A", "b"),), "d").as_json()
     assert got == {"text": "t", "papers": [{"title": "A", "abstract": "b"}], "digest": "d"}
+
+
+@pytest.mark.parametrize("leave", ["remove", "unsubscribe", "bounced", "complained"])
+def test_a_reader_who_leaves_loses_their_interests(services: Services, leave: str) -> None:
+    rid = reader(services)
+    set_interests(services.engine, rid, text="private words", papers=[LikedPaper("Mine")])
+    if leave == "remove":
+        readers.unsubscribe_address(services.engine, "r@example.com", source="cli")
+    elif leave == "unsubscribe":
+        readers.unsubscribe(services.engine, rid, source="one-click")
+    else:
+        readers.set_status(services.engine, rid, leave, "webhook")
+    assert get_interests(services.engine, rid) is None
+    with pytest.raises(InterestsError, match="no interests are kept for a reader who gets no mail"):
+        set_interests(services.engine, rid, text="again")
+    paused = reader(services, "p@example.com")
+    set_interests(services.engine, paused, text="kept while paused")
+    readers.pause(services.engine, paused)
+    assert get_interests(services.engine, paused) is not None
