@@ -1,5 +1,6 @@
-"""Readers in bulk from a CSV file (email, categories, language): checked whole, then
-written in chunks of thousands of rows per transaction, the file streamed twice.
+"""Readers in bulk from a CSV file (email, categories, language and an optional
+interests column): checked whole, then written in chunks of thousands of rows per
+transaction, the file streamed twice.
 
 The first pass validates every row (a bad file stores nothing; the error names the
 line numbers of up to 20 bad rows) and finds addresses repeated in the file: the
@@ -9,6 +10,10 @@ and writes ``CHUNK`` rows per transaction with ``executemany``: new readers are
 inserted active, known readers get the file's categories and language (and are
 made active if pending or paused), and an unsubscribed, bounced or complained
 address stays exactly as it is: the reader's "no" outranks any file.
+
+A non-empty ``interests`` cell sets the reader's free-text interests (their liked papers
+are kept); an empty cell, or no such column, leaves their interests as they are, so a
+re-imported export never erases what readers wrote on the web.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from newsletter.db import table_of, utcnow
 from newsletter.errors import InvalidInputError
 from newsletter.i18n import LANGUAGES
 from newsletter.statuses import SUPPRESSED, SubscriberStatus
+from subscribers import interests
 from subscribers.models import Subscriber, SubscriberEvent
 from subscribers.readers import normalize_email
 
@@ -71,6 +77,7 @@ class ImportSummary:
     unchanged: int = 0
     suppressed: int = 0
     merged: int = 0
+    interests: int = 0
     dry_run: bool = False
 
     def line(self) -> str:
@@ -79,13 +86,15 @@ class ImportSummary:
             f"{verb}: {self.added}, updated: {self.updated}, unchanged: {self.unchanged}, "
             f"kept suppressed (unsubscribed/bounced/complained): {self.suppressed}, "
             f"duplicates merged: {self.merged} (of {self.rows} rows)"
+            + (f", interests set: {self.interests}" if self.interests else "")
         )
 
     def as_json(self) -> dict[str, object]:
         return dict(vars(self))
 
 
-Row = tuple[int, str, str, str]  # line number, address, categories (joined), language
+#: line number, address, categories (joined), language, interests text (None: keep)
+Row = tuple[int, str, str, str, str | None]
 Opener = Callable[[], io.TextIOBase | Any]
 
 
@@ -120,12 +129,14 @@ def _rows(
                     raise InvalidInputError(
                         f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}"
                     )
+                text = (record.get("interests") or "").strip()
+                wanted = interests.check_text(text) if text else None
             except Exception as exc:
                 if errors is None:
                     raise
                 errors.append(f"line {number}: {exc}")
                 continue
-            yield number, address, categories, language
+            yield number, address, categories, language, wanted
 
 
 def import_readers(
@@ -146,7 +157,7 @@ def import_readers(
     seen: set[int] = set()
     repeated: dict[int, int] = {}  # hash of a repeated address -> its last line
     summary = ImportSummary(dry_run=dry_run)
-    for number, address, _, _ in _rows(open_file, taxonomy, default_language, errors):
+    for number, address, *_ in _rows(open_file, taxonomy, default_language, errors):
         summary.rows += 1
         key = hash(address)
         if key in seen:
@@ -185,10 +196,14 @@ def _write(engine: Engine, chunk: dict[str, Row], summary: ImportSummary) -> int
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
+        texts: dict[int, str] = {}  # known readers' new interests text
+        new_texts: dict[str, str] = {}  # new readers' (by address: no id yet)
         now = utcnow()
-        for address, (_, _, categories, language) in chunk.items():
+        for address, (_, _, categories, language, text) in chunk.items():
             found = known.get(address)
             if found is None:
+                if text is not None:
+                    new_texts[address] = text
                 new.append(
                     {
                         "email": address,
@@ -203,8 +218,11 @@ def _write(engine: Engine, chunk: dict[str, Row], summary: ImportSummary) -> int
                 continue
             sid, status, old_categories, old_language = found
             if status in SUPPRESSED:
-                summary.suppressed += 1
-            elif (status, old_categories, old_language) == (
+                summary.suppressed += 1  # and no interests kept for them
+                continue
+            if text is not None:
+                texts[sid] = text
+            if (status, old_categories, old_language) == (
                 SubscriberStatus.ACTIVE,
                 categories,
                 language,
@@ -221,11 +239,14 @@ def _write(engine: Engine, chunk: dict[str, Row], summary: ImportSummary) -> int
                 events.append(_event(sid, "preferences", detail, now))
         summary.added += len(new)
         if summary.dry_run:
+            summary.interests += len(new_texts)
+            summary.interests += interests.set_texts(conn, texts, source="import", write=False)
             return len(chunk)
         if new:
             conn.execute(sa.insert(SUBSCRIBERS), new)
             ids = _known(conn, [row["email"] for row in new])
             events += [_event(ids[r["email"]][0], "status", "pending->active", now) for r in new]
+            texts.update({ids[address][0]: text for address, text in new_texts.items()})
         if changed:
             conn.execute(
                 sa.update(SUBSCRIBERS)
@@ -244,6 +265,7 @@ def _write(engine: Engine, chunk: dict[str, Row], summary: ImportSummary) -> int
             )
         if events:
             conn.execute(sa.insert(EVENTS), events)
+        summary.interests += interests.set_texts(conn, texts, source="import")
     return len(chunk)
 
 

@@ -1,5 +1,9 @@
-"""Readers in and out as CSV (email, categories, language): imported all or nothing in
-bulk (``subscribers.bulk_import``), exported streamed in keyset pages."""
+"""Readers in and out as CSV (email, categories, language, interests): imported all or
+nothing in bulk (``subscribers.bulk_import``), exported streamed in keyset pages.
+
+The export carries each reader's free-text interests (their personal data goes with
+them); their liked papers, too long for a cell, are shown by
+``newsletter subscribers interests EMAIL --json``."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from sqlalchemy.engine import Engine
 
 from newsletter.categories import Taxonomy
 from subscribers.bulk_import import SUBSCRIBERS, import_readers
+from subscribers.interests import INTERESTS
 
-CSV_HEADER = ("email", "categories", "language")
+CSV_HEADER = ("email", "categories", "language", "interests")
 #: Readers per page of an export.
 PAGE = 5000
 
@@ -30,11 +35,19 @@ def import_csv(
     return summary.added + summary.updated + summary.unchanged, summary.suppressed
 
 
-def export_rows(engine: Engine) -> Iterator[tuple[str, str, str]]:
-    """(email, categories, language) of every reader in id order, a page at a time."""
+def export_rows(engine: Engine) -> Iterator[tuple[str, str, str, str]]:
+    """(email, categories, language, interests text) of every reader in id order, a page
+    at a time."""
     table = SUBSCRIBERS
     query = (
-        sa.select(table.c.id, table.c.email, table.c.categories, table.c.language)
+        sa.select(
+            table.c.id,
+            table.c.email,
+            table.c.categories,
+            table.c.language,
+            sa.func.coalesce(INTERESTS.c.text, ""),
+        )
+        .select_from(table.outerjoin(INTERESTS, INTERESTS.c.subscriber_id == table.c.id))
         .where(table.c.id > sa.bindparam("last"))
         .order_by(table.c.id)
         .limit(PAGE)
@@ -43,8 +56,8 @@ def export_rows(engine: Engine) -> Iterator[tuple[str, str, str]]:
     while True:
         with engine.connect() as conn:
             rows = conn.execute(query, {"last": last}).all()
-        for _, email, categories, language in rows:
-            yield email, categories, language
+        for _, email, categories, language, text in rows:
+            yield email, categories, language, text
         if len(rows) < PAGE:
             return
         last = rows[-1][0]

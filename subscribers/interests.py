@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +216,57 @@ def set_interests(
         detail = f"text {len(result.text)} characters, {len(result.papers)} papers"
         _record(conn, subscriber_id, detail, source)
         return result
+
+
+def set_texts(
+    conn: Connection, texts: Mapping[int, str], *, source: str, write: bool = True
+) -> int:
+    """Set the free text of many readers at once (their papers kept), in the caller's
+    transaction: the CSV import's path. ``texts`` are already checked (``check_text``)
+    and none is empty. Returns how many readers' interests changed (would change, when
+    not ``write``)."""
+    if not texts:
+        return 0
+    rows = conn.execute(
+        sa.select(INTERESTS).where(INTERESTS.c.subscriber_id.in_(sorted(texts)))
+    ).all()
+    stored = {r.subscriber_id: _interests_of(r) for r in rows}
+    now = utcnow()
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for sid, text in texts.items():
+        old = stored.get(sid)
+        papers = old.papers if old else ()
+        digest = digest_of(text, papers)
+        if old is not None and old.digest == digest:
+            continue
+        if old is None:
+            new.append({"subscriber_id": sid, "text": text, "papers": [], "digest": digest})
+        else:
+            changed.append({"b_id": sid, "b_text": text, "b_digest": digest})
+        detail = f"text {len(text)} characters, {len(papers)} papers"
+        events.append(
+            {
+                "subscriber_id": sid,
+                "at": now,
+                "kind": "interests",
+                "detail": detail,
+                "source": source,
+            }
+        )
+    if write and new:
+        conn.execute(sa.insert(INTERESTS).values(updated_at=now), new)
+    if write and changed:
+        conn.execute(
+            sa.update(INTERESTS)
+            .where(INTERESTS.c.subscriber_id == sa.bindparam("b_id"))
+            .values(text=sa.bindparam("b_text"), digest=sa.bindparam("b_digest"), updated_at=now),
+            changed,
+        )
+    if write and events:
+        conn.execute(sa.insert(EVENTS), events)
+    return len(events)
 
 
 def clear_interests(engine: Engine, subscriber_id: int, *, source: str = "cli") -> None:

@@ -145,8 +145,8 @@ def test_import_keeps_suppressed_and_is_all_or_nothing(services: Services) -> No
         csv_io.import_csv(services.engine, tax, bad, "ko")
     assert readers.get_by_email(services.engine, "ok@example.com") is None
     exported = csv_io.export_csv(services.engine)
-    assert exported.splitlines()[0] == "email,categories,language"
-    assert 'new@example.com,"nlp,llm",en' in exported
+    assert exported.splitlines()[0] == "email,categories,language,interests"
+    assert 'new@example.com,"nlp,llm",en,' in exported
 
 
 def test_languages_built_concurrently_are_all_kept(services: Services) -> None:

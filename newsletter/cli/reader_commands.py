@@ -142,7 +142,7 @@ def _liked_papers(bibtex: str | None, ris: str | None) -> list[LikedPaper] | Non
 
 @command(
     "subscribers import",
-    "import readers from CSV (email,categories,language): checked whole, then written in bulk",
+    "import readers from CSV (email,categories,language[,interests]): checked whole, then in bulk",
     arg("file"),
     arg("--dry-run", action="store_true", help="check the file and say what would change"),
     JSON,
