@@ -4,7 +4,9 @@ Request bodies are read here, before any route sees them, up to a limit: a form
 larger than ``MAX_FORM_BYTES`` or any other body larger than ``MAX_BODY_BYTES``
 is answered 413, and a form that is not UTF-8 (or, urlencoded, has raw non-ASCII
 bytes) is answered 400, so no handler ever stores mojibake. The body is then replayed to
-the app unchanged.
+the app unchanged. The one upload (a reader's BibTeX or RIS export on the manage page)
+may be up to ``MAX_UPLOAD_BYTES`` and is not required to be UTF-8: its route reads only
+the file's bytes, and the parser tells the reader what is wrong with them.
 
 Every answer gets the security headers below unless the route set its own value
 (a public archive page may choose its own ``Cache-Control``, for instance).
@@ -16,6 +18,7 @@ shows issues styled like the e-mail (inline CSS), and a style cannot run code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,6 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_FORM_BYTES = 16 * 1024
 #: Other bodies (the provider's webhook batches of JSON events) can be larger.
 MAX_BODY_BYTES = 5 * 1024 * 1024
+#: A liked-papers file (``interest_files.MAX_FILE_BYTES``, 2 MB) and the form around it.
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024 + 16 * 1024
+UPLOAD_PATH = re.compile(r"^/manage/[^/]+/interests-file$")
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -42,7 +48,7 @@ SECURITY_HEADERS = {
 }
 STATIC_CACHE = "public, max-age=3600"
 
-#: Renders the error page for (status, reason): reason is "too_large" or "bad_body".
+#: Renders the error page for (status, reason): "too_large", "upload_too_large" or "bad_body".
 ErrorPage = Callable[[int, str], Awaitable[bytes]]
 
 
@@ -60,10 +66,14 @@ class BodyGuard:
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
         is_form = content_type.lower() in FORM_TYPES
-        limit = MAX_FORM_BYTES if is_form else MAX_BODY_BYTES
+        upload = content_type.lower() == "multipart/form-data" and bool(
+            UPLOAD_PATH.match(str(scope.get("path", "")))
+        )
+        limit = MAX_UPLOAD_BYTES if upload else MAX_FORM_BYTES if is_form else MAX_BODY_BYTES
+        too_large = "upload_too_large" if upload else "too_large"
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await self._reject(send, 413, "too_large")
+            await self._reject(send, 413, too_large)
             return
         chunks: list[bytes] = []
         size = 0
@@ -75,12 +85,12 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._reject(send, 413, "too_large")
+                await self._reject(send, 413, too_large)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if is_form and not _is_utf8_form(content_type.lower(), body):
+        if is_form and not upload and not _is_utf8_form(content_type.lower(), body):
             await self._reject(send, 400, "bad_body")
             return
         await self.app(scope, _replay(body, receive), send)

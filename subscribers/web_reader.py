@@ -4,7 +4,8 @@ Readers have no account: these pages are reached through a signed link
 (``subscribers.tokens``) mailed to the address, so only someone who can read that
 mailbox can change or cancel the subscription. A GET never changes anything; the
 RFC 8058 one-click unsubscribe takes a POST without cookie or CSRF token, as mail
-providers send it.
+providers send it. The manage page also keeps the reader's interests (free text, and
+papers they like uploaded as a BibTeX or RIS file) for the "For you" block.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
+from newsletter.errors import InterestsError
 from newsletter.statuses import SUPPRESSED, Cadence
+from subscribers import interests
 from subscribers.readers import (
     SubscriberInfo,
     get_by_id,
@@ -36,6 +39,7 @@ from subscribers.web_pages import (
     page,
     page_language,
     services_of,
+    site_path,
     unsign,
     validate_choices,
 )
@@ -73,8 +77,10 @@ def _manage_page(
     notice: str = "",
     errors: list[str] | None = None,
     checked: tuple[str, ...] | list[str] | None = None,
+    interests_text: str | None = None,
 ) -> HTMLResponse:
     svc = services_of(request)
+    mine = interests.get_interests(svc.engine, info.id)
     return page(
         request,
         "manage.html",
@@ -92,6 +98,14 @@ def _manage_page(
         language_options=language_choices(info.language),
         cadence=info.cadence,
         weekday=info.weekday,
+        manage_path=site_path(
+            request.url.path.removesuffix("/interests-file").removesuffix("/interests")
+        ),
+        interests_text=(mine.text if mine else "") if interests_text is None else interests_text,
+        has_interests=mine is not None,
+        liked_count=len(mine.papers) if mine else 0,
+        max_text=interests.MAX_TEXT,
+        max_papers=interests.MAX_PAPERS,
     )
 
 
@@ -146,6 +160,62 @@ def manage_submit(request: Request, token: str, form: ParsedForm) -> Response:
     )
     lang = page_language(request, chosen=language)
     return _manage_page(request, updated, lang, notice=web_texts(lang)["saved"])
+
+
+@router.post("/manage/{token}/interests", response_class=HTMLResponse)
+def interests_submit(request: Request, token: str, form: ParsedForm) -> Response:
+    """Save or forget the reader's free-text interests (their liked papers are kept)."""
+    svc = services_of(request)
+    check_csrf(request, form)
+    info = _reader(request, token, "manage")
+    lang = page_language(request, stored=info.language)
+    t = web_texts(lang)
+    if info.status not in ("active", "paused"):
+        return _manage_page(request, info, lang, status=409)
+    action = form_field(form, "action")
+    if action == "clear":
+        interests.clear_interests(svc.engine, info.id, source="web")
+        return _manage_page(request, info, lang, notice=t["interests_cleared"])
+    if action != "save":
+        return _manage_page(request, info, lang, status=400, errors=[t["unknown_action"]])
+    text = form_field(form, "interests")
+    clean = interests.normalise_text(text)
+    if len(clean) > interests.MAX_TEXT:
+        error = t["interests_too_long"].format(count=len(clean), max=interests.MAX_TEXT)
+        return _manage_page(request, info, lang, status=400, errors=[error], interests_text=text)
+    interests.set_interests(svc.engine, info.id, text=clean, source="web")
+    return _manage_page(request, info, lang, notice=t["interests_saved"])
+
+
+@router.post("/manage/{token}/interests-file", response_class=HTMLResponse)
+def interests_file(request: Request, token: str, form: ParsedForm) -> Response:
+    """Replace the reader's liked papers with those of an uploaded BibTeX or RIS file.
+
+    The file is read in memory and dropped: only titles and abstracts are stored. A file
+    that cannot be read whole changes nothing and the page says why.
+    """
+    from subscribers.interest_files import parse_upload
+
+    svc = services_of(request)
+    check_csrf(request, form)
+    info = _reader(request, token, "manage")
+    lang = page_language(request, stored=info.language)
+    t = web_texts(lang)
+    if info.status not in ("active", "paused"):
+        return _manage_page(request, info, lang, status=409)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _manage_page(request, info, lang, status=400, errors=[t["liked_file_missing"]])
+    data = upload.file.read()
+    try:
+        papers = parse_upload(data, upload.filename)
+        saved = interests.set_interests(svc.engine, info.id, papers=papers, source="web")
+    except InterestsError as exc:
+        error = t["liked_file_error"].format(reason=str(exc))
+        return _manage_page(request, info, lang, status=400, errors=[error])
+    return _manage_page(
+        request, info, lang, notice=t["liked_saved"].format(count=len(saved.papers))
+    )
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)

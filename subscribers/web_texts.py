@@ -58,6 +58,35 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "saved": "Your changes are saved.",
         "paused": "Deliveries are paused.",
         "resumed": "Deliveries are on again.",
+        "interests_title": "For you",
+        "interests_intro": (
+            "Tell us what you work on, and each issue starts with the day's five papers "
+            "closest to it, from your categories. Only you and this site's operator see it."
+        ),
+        "interests_label": "Your interests: topics, methods, a few sentences",
+        "interests_limit": "Up to {max} characters.",
+        "interests_save": "Save interests",
+        "interests_clear": "Forget my interests",
+        "interests_saved": "Your interests are saved.",
+        "interests_cleared": "Your interests are forgotten.",
+        "interests_too_long": "Your interests have {count} characters; shorten them to {max}.",
+        "liked_count": "Papers you like, kept: {count} (of at most {max}).",
+        "liked_file_label": "Papers you like, as a BibTeX (.bib) or RIS (.ris) export",
+        "liked_file_hint": (
+            "E.g. Zotero: right-click a collection, Export Collection. Up to {max} papers "
+            "and 2 MB; a new file replaces the list. Only titles and abstracts are kept, "
+            "not the file."
+        ),
+        "liked_file_button": "Upload papers",
+        "liked_saved": "{count} papers you like are saved.",
+        "liked_file_missing": "Choose a .bib or .ris file first.",
+        "liked_file_error": "That file could not be used: {reason}",
+        "for_you_today": "Today's picks for you",
+        "upload_too_large_title": "File too large",
+        "upload_too_large_body": (
+            "Files of papers you like can be up to 2 MB. Export fewer papers (at most 500), "
+            "without notes or attachments, and upload again."
+        ),
         "not_subscribed_title": "Not subscribed",
         "not_subscribed": "This address is not subscribed at the moment.",
         "not_confirmed": (
@@ -183,6 +212,34 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
         "saved": "변경 사항을 저장했습니다.",
         "paused": "발송을 일시 중지했습니다.",
         "resumed": "발송을 다시 시작했습니다.",
+        "interests_title": "맞춤 추천",
+        "interests_intro": (
+            "관심 있는 연구를 알려 주시면, 매 호 첫머리에 선택하신 분야에서 그날 가장 "
+            "가까운 논문 다섯 편을 보여 드립니다. 본인과 이 사이트 운영자만 볼 수 있습니다."
+        ),
+        "interests_label": "관심사: 주제, 방법, 몇 문장",
+        "interests_limit": "최대 {max}자.",
+        "interests_save": "관심사 저장",
+        "interests_clear": "관심사 지우기",
+        "interests_saved": "관심사를 저장했습니다.",
+        "interests_cleared": "관심사를 지웠습니다.",
+        "interests_too_long": "관심사가 {count}자입니다. {max}자 이내로 줄여 주세요.",
+        "liked_count": "보관 중인 좋아하는 논문: {count}편 (최대 {max}편).",
+        "liked_file_label": "좋아하는 논문: BibTeX(.bib) 또는 RIS(.ris) 내보내기 파일",
+        "liked_file_hint": (
+            "예: Zotero에서 컬렉션을 오른쪽 클릭한 뒤 '컬렉션 내보내기'. 최대 {max}편, 2 MB. "
+            "새 파일은 목록을 대체합니다. 파일은 보관하지 않고 제목과 초록만 보관합니다."
+        ),
+        "liked_file_button": "논문 올리기",
+        "liked_saved": "좋아하는 논문 {count}편을 저장했습니다.",
+        "liked_file_missing": "먼저 .bib 또는 .ris 파일을 선택해 주세요.",
+        "liked_file_error": "이 파일을 사용할 수 없습니다: {reason}",
+        "for_you_today": "오늘의 맞춤 추천",
+        "upload_too_large_title": "파일이 너무 큽니다",
+        "upload_too_large_body": (
+            "좋아하는 논문 파일은 최대 2 MB입니다. 메모나 첨부 없이 더 적은 논문(최대 500편)을 "
+            "내보내 다시 올려 주세요."
+        ),
         "not_subscribed_title": "구독 중이 아닙니다",
         "not_subscribed": "이 주소는 현재 구독 중이 아닙니다.",
         "not_confirmed": "아직 확인되지 않은 구독입니다. 확인 메일의 링크를 눌러 주세요.",
