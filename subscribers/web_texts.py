@@ -64,12 +64,12 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
             "closest to it, from your categories. Only you and this site's operator see it."
         ),
         "interests_label": "Your interests: topics, methods, a few sentences",
-        "interests_limit": "Up to {max} characters.",
+        "interests_limit": "Up to {max:,} characters.",
         "interests_save": "Save interests",
         "interests_clear": "Forget my interests",
         "interests_saved": "Your interests are saved.",
         "interests_cleared": "Your interests are forgotten.",
-        "interests_too_long": "Your interests have {count} characters; shorten them to {max}.",
+        "interests_too_long": "Your interests have {count:,} characters; shorten them to {max:,}.",
         "liked_count": "Papers you like, kept: {count} (of at most {max}).",
         "liked_file_label": "Papers you like, as a BibTeX (.bib) or RIS (.ris) export",
         "liked_file_hint": (
@@ -218,12 +218,12 @@ WEB_TEXTS: dict[str, dict[str, str]] = {
             "가까운 논문 다섯 편을 보여 드립니다. 본인과 이 사이트 운영자만 볼 수 있습니다."
         ),
         "interests_label": "관심사: 주제, 방법, 몇 문장",
-        "interests_limit": "최대 {max}자.",
+        "interests_limit": "최대 {max:,}자.",
         "interests_save": "관심사 저장",
         "interests_clear": "관심사 지우기",
         "interests_saved": "관심사를 저장했습니다.",
         "interests_cleared": "관심사를 지웠습니다.",
-        "interests_too_long": "관심사가 {count}자입니다. {max}자 이내로 줄여 주세요.",
+        "interests_too_long": "관심사가 {count:,}자입니다. {max:,}자 이내로 줄여 주세요.",
         "liked_count": "보관 중인 좋아하는 논문: {count}편 (최대 {max}편).",
         "liked_file_label": "좋아하는 논문: BibTeX(.bib) 또는 RIS(.ris) 내보내기 파일",
         "liked_file_hint": (

@@ -2,8 +2,9 @@
 
 Headless Debian Chromium driven by Playwright: subscribe, confirm from the mailed
 link, open manage from an issue's link, untick a category, and the operator's
-preview for that reader changes; a one-click POST unsubscribes and the next send
-skips them. Screenshots of every page go to ``test-artifacts/web/``.
+preview for that reader changes; type interests and upload a BibTeX export; a
+one-click POST unsubscribes (erasing the interests) and the next send skips them.
+Screenshots of every page go to ``test-artifacts/web/``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from newsletter.papers import papers_on, upsert_papers
 from newsletter.preview import load_sample
 from newsletter.settings import load_settings
 from subscribers import readers
+from tests.conftest import DATA
 from tests.fakes.browser import chromium
 from tests.fakes.webserver import free_port, newsletter_env, run_cli, serve
 from tests.web.conftest import html_of, link_path
@@ -152,6 +155,18 @@ def test_reader_journey_in_a_real_browser(browser_page: Page, tmp_path: Path) ->
         page.wait_for_selector("text=Your changes are saved.")
         _shot(page, "06-manage-saved.png")
 
+        # Interests for the For-you block: a sentence, then a Zotero export of liked papers.
+        words = "speech recognition & <diffusion> models"
+        page.fill("#interests", words)
+        page.click("section.interests button[value=save]")
+        page.wait_for_selector("text=Your interests are saved.")
+        page.set_input_files("#file", str(DATA / "interests" / "zotero.bib"))
+        page.click("section.interests button:has-text('Upload papers')")
+        page.wait_for_selector("text=3 papers you like are saved.")
+        assert page.input_value("#interests") == words
+        assert page.is_visible("text=Papers you like, kept: 3 (of at most 500).")
+        _shot(page, "06b-manage-interests.png")
+
         # Computer vision has papers that day, so only the reader's choice removed it.
         after = run_cli(
             ["preview", "--date", SAMPLE_DATE, "--subscriber", READER, "--out", "p"], env, tmp_path
@@ -177,6 +192,8 @@ def test_reader_journey_in_a_real_browser(browser_page: Page, tmp_path: Path) ->
         page.reload()
         page.wait_for_selector("text=You're unsubscribed")
         _shot(page, "08-unsubscribed.png")
+        shown = run_cli(["subscribers", "interests", READER, "--json"], env, tmp_path)
+        assert json.loads(shown.stdout) == {"email": READER}  # erased with the subscription
 
         # The next issue goes to another reader, not to them.
         _add_reader(database_url, "other@example.com")

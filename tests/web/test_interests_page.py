@@ -65,7 +65,7 @@ def test_bad_text_and_files_are_refused_and_change_nothing(web: Web) -> None:
     long = "가" * 1001
     refused = text_post(web, path, action="save", interests=long)
     assert refused.status_code == 400
-    assert "Your interests have 1001 characters; shorten them to 1000." in refused.text
+    assert "Your interests have 1,001 characters; shorten them to 1,000." in refused.text
     assert long in refused.text  # what the reader typed is still there to shorten
     for name, content, reason in [
         ("bad.bib", b"@article{a, title={Unclosed\n", "malformed near line 1"),
