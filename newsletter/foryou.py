@@ -412,14 +412,3 @@ def rank_day(
 ) -> dict[int, list[Pick]]:
     """Each reader's ``k`` best papers of the day (see ``Day``; one call, one batch)."""
     return Day(papers, paper_categories, embeddings).rank(interests, allowed, k, embeddings)
-
-
-def categories_of(sections: Sequence[Any]) -> tuple[list[Paper], dict[str, list[str]]]:
-    """(papers, paper id -> category slugs) from a digest's sections, in section order."""
-    papers: dict[str, Paper] = {}
-    categories: dict[str, list[str]] = {}
-    for section in sections:
-        for paper in section.papers:
-            papers.setdefault(paper.arxiv_id, paper)
-            categories.setdefault(paper.arxiv_id, []).append(section.slug)
-    return list(papers.values()), categories

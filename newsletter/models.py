@@ -119,8 +119,9 @@ class InlineImage:
 class RenderedIssue:
     """One rendering shared by every reader of the same view.
 
-    Per-reader links are left as the ``placeholders`` strings; the delivery step
-    fills them in per recipient (substitutions or string replacement).
+    Per-reader links (and the daily issue's "For you" block) are left as the
+    ``placeholders`` strings; the delivery step fills them in per recipient
+    (substitutions or string replacement).
     """
 
     subject: str
@@ -128,9 +129,12 @@ class RenderedIssue:
     text: str
     images: tuple[InlineImage, ...]
     placeholders: dict[str, str] = field(default_factory=dict)
+    #: The readers' language (their view's), for what is made per reader.
+    language: str = ""
 
     def personalize(self, values: dict[str, str]) -> tuple[str, str]:
-        """The (html, text) for one reader, with every placeholder replaced."""
+        """The (html, text) for one reader, with every placeholder replaced; a value not
+        given is empty (a reader with no "For you" block)."""
         html_parts, text_parts = self._parts
         return _fill(html_parts, values), _fill(text_parts, values)
 
@@ -155,7 +159,7 @@ class RenderedIssue:
 
 def _fill(parts: list[str], values: dict[str, str]) -> str:
     filled = parts.copy()
-    filled[1::2] = [values[name] for name in parts[1::2]]
+    filled[1::2] = [values.get(name, "") for name in parts[1::2]]
     return "".join(filled)
 
 

@@ -14,6 +14,7 @@ from newsletter.collecting import collect_if_missing, resolve_date
 from newsletter.delivery.base import Envelope, MessageBatch
 from newsletter.digest import build_digest, render_view
 from newsletter.errors import NewsletterError, RenderError
+from newsletter.foryou_mail import ForYou
 from newsletter.models import ReaderView
 from newsletter.papers import upsert_papers
 from newsletter.render import Links, render_issue
@@ -42,8 +43,13 @@ def preview(
     language: str | None = None,
     *,
     collect_if_empty: bool = True,
+    subscriber_id: int | None = None,
 ) -> list[Path]:
-    """Write what a reader of these categories and language would get, without sending."""
+    """Write what a reader of these categories and language would get, without sending.
+
+    With ``subscriber_id`` the mail carries that reader's "For you" block (ranked as the
+    send would); without, a reader with no interests (the invitation line).
+    """
     from newsletter.delivery.file import write_atomic
     from newsletter.delivery.mime import build_mime
 
@@ -76,6 +82,11 @@ def preview(
         "manage_url": f"{svc.settings.base_url}/manage/PREVIEW",
         "unsubscribe_url": f"{svc.settings.base_url}/unsubscribe/PREVIEW",
     }
+    reader = -1 if subscriber_id is None else subscriber_id
+    personal = ForYou(svc, digest.sections).values(
+        rendered, view.categories, [(reader, sample_links["manage_url"])]
+    )
+    sample_links = {**sample_links, **personal.get(reader, {})}
     html, text = for_browser.personalize(sample_links)
     out_dir.mkdir(parents=True, exist_ok=True)
     envelope = Envelope("reader@example.com", sample_links, list_headers(sample_links))

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 MAX_HTML_BYTES = 100_000
 #: Source-list lengths tried, longest first, until the HTML fits.
 SOURCE_LIMITS: tuple[int | None, ...] = (None, 30, 20, 12, 8, 5, 3, 0)
-PLACEHOLDER_NAMES = ("manage_url", "unsubscribe_url")
+PLACEHOLDER_NAMES = ("manage_url", "unsubscribe_url", "for_you_html", "for_you_text")
+#: Every mail's own links; the "For you" block (``newsletter.foryou_block``) is in daily issues.
+LINK_NAMES = PLACEHOLDER_NAMES[:2]
 #: Display caps: real arXiv titles stay far below them, hostile ones cannot bloat the mail.
 TITLE_CHARS = 300
 AUTHOR_CHARS = 80
@@ -278,9 +280,8 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
     language = view.language
     t = i18n.texts(language)
     nonce = secrets.token_hex(8)
-    placeholders = {
-        name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in PLACEHOLDER_NAMES
-    }
+    names = LINK_NAMES if digest.period_start else PLACEHOLDER_NAMES
+    placeholders = {name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in names}
     top = ", ".join(
         taxonomy.get(s.slug).name(language)
         for s in sorted(sections, key=lambda s: -len(s.papers))[:3]
@@ -306,6 +307,8 @@ def _context(digest: Digest, view: ReaderView, taxonomy: Taxonomy, links: Links)
         "chart_width": chart_size(digest.chart_png)[0],
         "chart_height": chart_size(digest.chart_png)[1],
         "made_with": _made_with(digest, language),
+        "for_you_html": "",
+        "for_you_text": "",
         **placeholders,
     }
     full = [section_context(s, taxonomy, language) for s in sections]
@@ -364,7 +367,9 @@ def render_issue(
         if links.chart_url
         else (InlineImage(chart_content_id(digest), digest.chart_png, f"chart-{digest.date}.png"),)
     )
-    return RenderedIssue(context.base["subject"], html, text, images, context.placeholders)
+    return RenderedIssue(
+        context.base["subject"], html, text, images, context.placeholders, view.language
+    )
 
 
 def sent_html_bytes(html: str) -> int:
@@ -386,9 +391,7 @@ def render_empty_day(date: dt.date, language: str) -> RenderedIssue:
 
     t = texts(language)
     nonce = secrets.token_hex(8)
-    placeholders = {
-        name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in PLACEHOLDER_NAMES
-    }
+    placeholders = {name: f"NLPH{name.upper().replace('_', '')}{nonce}" for name in LINK_NAMES}
     message = t["no_papers"]
     subject = f"{date.isoformat()} · {message}"
     context = {
@@ -405,4 +408,4 @@ def render_empty_day(date: dt.date, language: str) -> RenderedIssue:
         f"{t['manage']}: {placeholders['manage_url']}\n"
         f"{t['unsubscribe']}: {placeholders['unsubscribe_url']}\n"
     )
-    return RenderedIssue(subject, html, text, (), placeholders)
+    return RenderedIssue(subject, html, text, (), placeholders, language)

@@ -22,6 +22,7 @@ from newsletter.delivery import dispatch, ledger
 from newsletter.delivery.base import Envelope, MailBackend
 from newsletter.digest import build_digest, build_weekly_digest, render_stage, render_view
 from newsletter.errors import DeliveryError
+from newsletter.foryou_mail import ForYou
 from newsletter.issues import advance_stage, get_issue, update_issue
 from newsletter.models import Digest, ReaderView, RenderedIssue
 from newsletter.render import render_empty_day
@@ -52,6 +53,12 @@ class SendReport:
     #: The delivery error that ended the run early (failure budget, refused API key).
     error: str = ""
     groups: int = 0
+    #: Full renderings (MJML, premailer) this run made: one per group, whatever the
+    #: number of readers; each reader's "For you" block is a fragment filled in after.
+    renders: int = 0
+    #: Readers whose "For you" block was ranked, and who got one.
+    for_you_ranked: int = 0
+    for_you_blocks: int = 0
     #: Readers that can be with the provider at once (batches in flight x batch size):
     #: the most a crash of this run can leave ``unknown``.
     in_flight: int = 0
@@ -142,6 +149,7 @@ def _mail(
     retry: Sequence[str],
     progress: dispatch.Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    for_you: ForYou | None = None,
 ) -> None:
     """Claim, send and record every job's readers inside one registered send run.
 
@@ -156,7 +164,7 @@ def _mail(
         dispatcher = dispatch.Dispatcher(
             ledger.RunLedger(svc.engine, issue_id, run, tuple(retry)),
             backend,
-            make_envelope=_envelope_maker(svc, issue_id),
+            make_envelopes=_envelope_maker(svc, issue_id, for_you),
             throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
             budget=dispatch.FailureBudget(svc.settings.send_max_failure_ratio),
             progress=progress,
@@ -252,6 +260,7 @@ def send(
     def rendering(kind: str, view: ReaderView) -> RenderedIssue:
         """Each view's rendering is made once, whatever number of batches it goes to."""
         if (kind, view) not in renderings:
+            report.renders += 1
             key = (kind, view.language)
             if key not in digests:
                 build = build_weekly_digest if kind == "weekly" else build_digest
@@ -279,6 +288,7 @@ def send(
         for kind, view, readers in batches:
             yield functools.partial(rendering, kind, view), view.categories, readers
 
+    for_you = ForYou(svc, base_digest.sections)
     _mail(
         svc,
         issue_id,
@@ -288,7 +298,9 @@ def send(
         retry=retry,
         progress=progress,
         should_stop=should_stop,
+        for_you=for_you,
     )
+    report.for_you_ranked, report.for_you_blocks = for_you.ranked, for_you.blocks
     _count(report, counts)
     _settle(svc, issue_id, date, report, mark_sent=True)
     return report
@@ -301,17 +313,28 @@ def _count(report: SendReport, counts: audience.Counts) -> None:
     report.groups = len(counts.views)
 
 
-def _envelope_maker(svc: Services, issue_id: int) -> Callable[[int, str], Envelope]:
-    """Each reader's envelope: signed links for the placeholders, List-Unsubscribe, ids."""
+def _envelope_maker(svc: Services, issue_id: int, for_you: ForYou | None) -> dispatch.EnvelopeMaker:
+    """Each chunk's envelopes: signed links for the placeholders, the reader's "For you"
+    block (ranked for the whole chunk at once), List-Unsubscribe, ids."""
     base_url, signer, issue = svc.settings.base_url, svc.signer, str(issue_id)
 
-    def make(subscriber_id: int, email: str) -> Envelope:
-        links = reader_links(signer, base_url, subscriber_id)
-        return Envelope(
-            to=email,
-            values=links,
-            headers=list_headers(links),
-            tags={"issue_id": issue, "subscriber_id": str(subscriber_id)},
+    def make(
+        rendered: RenderedIssue, categories: tuple[str, ...], chunk: Sequence[tuple[int, str]]
+    ) -> list[Envelope]:
+        links = {sid: reader_links(signer, base_url, sid) for sid, _ in chunk}
+        personal = (
+            for_you.values(rendered, categories, [(s, links[s]["manage_url"]) for s, _ in chunk])
+            if for_you
+            else {}
         )
+        return [
+            Envelope(
+                to=email,
+                values={**links[sid], **personal.get(sid, {})},
+                headers=list_headers(links[sid]),
+                tags={"issue_id": issue, "subscriber_id": str(sid)},
+            )
+            for sid, email in chunk
+        ]
 
     return make

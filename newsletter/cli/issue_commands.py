@@ -93,9 +93,10 @@ def preview(args: argparse.Namespace) -> int:
     svc = services(args)
     cats = svc.taxonomy.parse_list(args.categories) if args.categories else None
     language = args.language
+    reader = None
     if args.subscriber:
-        cats, language = _subscriber_view(svc, args)
-    files = write_preview(svc, date, Path(args.out), cats, language)
+        reader, cats, language = _subscriber_view(svc, args)
+    files = write_preview(svc, date, Path(args.out), cats, language, subscriber_id=reader)
     for path in files:
         print(path)
     if args.open:
@@ -105,8 +106,8 @@ def preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
-    """The categories and language a given reader gets (``preview --subscriber``)."""
+def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[int, tuple[str, ...], str]:
+    """The id, categories and language of a given reader (``preview --subscriber``)."""
     from subscribers.readers import get_by_email
 
     if args.categories:
@@ -116,7 +117,7 @@ def _subscriber_view(svc: Services, args: argparse.Namespace) -> tuple[tuple[str
         raise InvalidInputError("no such subscriber; see `newsletter subscribers list`")
     if reader.status != "active":
         print(f"note: this reader is {reader.status} and gets no issue now", file=sys.stderr)
-    return reader.categories, args.language or reader.language
+    return reader.id, reader.categories, args.language or reader.language
 
 
 @command(

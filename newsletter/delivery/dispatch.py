@@ -155,6 +155,14 @@ class FailureBudget:
             )
 
 
+#: The envelopes of one chunk of (subscriber id, address) readers of a rendering (with the
+#: rendering's categories): made a chunk at a time, so what is read per reader (their
+#: interests) is read in one query per chunk.
+EnvelopeMaker = Callable[
+    [RenderedIssue, tuple[str, ...], Sequence[tuple[int, str]]], Sequence[Envelope]
+]
+
+
 @dataclass
 class _Flight:
     """One claimed batch with the provider: its readers' ids and envelopes, and the answer."""
@@ -190,7 +198,7 @@ class Dispatcher:
         ledger: Ledger,
         backend: MailBackend,
         *,
-        make_envelope: Callable[[int, str], Envelope],
+        make_envelopes: EnvelopeMaker,
         throttle: Throttle,
         budget: FailureBudget,
         progress: Progress | None = None,
@@ -199,7 +207,7 @@ class Dispatcher:
     ) -> None:
         self.ledger = ledger
         self.backend = backend
-        self.make_envelope = make_envelope
+        self.make_envelopes = make_envelopes
         self.throttle = throttle
         self.budget = budget
         self.progress = progress
@@ -257,9 +265,9 @@ class Dispatcher:
     ) -> bool:
         """Mail ``rendered`` to (subscriber_id, email) ``readers`` who are not yet claimed.
 
-        The next batch's envelopes (signed links) are prepared while earlier batches
-        are with the provider. Returns False when ``should_stop`` said so between two
-        batches (the batches in flight are still recorded).
+        The next batch's envelopes (signed links, "For you" blocks) are prepared while
+        earlier batches are with the provider. Returns False when ``should_stop`` said so
+        between two batches (the batches in flight are still recorded).
         """
         if self._pool is None:
             with self:
@@ -267,7 +275,8 @@ class Dispatcher:
         size = self.throttle.batch_size(self.backend.max_batch)
         cats = ",".join(categories)
         for chunk in _chunks(readers, size):
-            prepared = [(sid, self.make_envelope(sid, email)) for sid, email in chunk]
+            made = self.make_envelopes(rendered, categories, chunk)
+            prepared = list(zip((sid for sid, _ in chunk), made, strict=True))
             self._free_slot()
             # Asked once a slot is free: with one batch in flight, after the previous
             # batch was recorded, so a stop sees everything mailed so far.

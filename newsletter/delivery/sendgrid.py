@@ -182,7 +182,8 @@ class SendGridBackend(MailBackend):
             to.email = wire_address(envelope.to)
             personalization.add_to(to)
             for name, marker in markers.items():
-                personalization.add_substitution(Substitution(marker, envelope.values[name]))
+                value = envelope.values.get(name, "")  # not given: empty, as in personalize
+                personalization.add_substitution(Substitution(marker, value))
             for key, value in envelope.headers.items():
                 personalization.add_header(Header(key, value))
             for key, value in envelope.tags.items():

@@ -82,7 +82,7 @@ def dispatcher(backend: MemoryBackend, book: DictLedger, ratio: float = 1.0) -> 
     return dispatch.Dispatcher(
         book,
         backend,
-        make_envelope=lambda sid, email: envelope(sid, email),
+        make_envelopes=lambda _r, _c, chunk: [envelope(sid, email) for sid, email in chunk],
         throttle=dispatch.Throttle(None),
         budget=dispatch.FailureBudget(ratio, min_sample=20),
     )

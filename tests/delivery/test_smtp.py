@@ -305,7 +305,7 @@ def test_several_workers_each_send_on_their_own_connection(
     sender = dispatch.Dispatcher(
         book,
         backend,
-        make_envelope=lambda sid, _: envelope(sid),
+        make_envelopes=lambda _r, _c, chunk: [envelope(sid) for sid, _ in chunk],
         throttle=dispatch.Throttle(None),
         budget=dispatch.FailureBudget(1.0),
         concurrency=2,

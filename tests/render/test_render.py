@@ -72,9 +72,17 @@ def test_preheader_is_the_first_hidden_text_and_names_count_and_top_categories()
 
 def test_both_signed_links_are_placeholders_filled_per_reader() -> None:
     rendered = render_issue(simple_digest(), view("nlp"), taxonomy(), LINKS)
-    assert set(rendered.placeholders) == {"manage_url", "unsubscribe_url"}
-    for marker in rendered.placeholders.values():
-        assert marker in rendered.html and marker in rendered.text
+    # The reader's "For you" block too (tests/foryou/test_block.py); left out, it is empty.
+    assert set(rendered.placeholders) == {
+        "manage_url",
+        "unsubscribe_url",
+        "for_you_html",
+        "for_you_text",
+    }
+    markers = rendered.placeholders
+    for name in ("manage_url", "unsubscribe_url"):
+        assert markers[name] in rendered.html and markers[name] in rendered.text
+    assert markers["for_you_html"] in rendered.html and markers["for_you_text"] in rendered.text
     html, text = rendered.personalize(READER)
     hrefs = parse(html).hrefs()
     assert READER["manage_url"] in hrefs and READER["unsubscribe_url"] in hrefs

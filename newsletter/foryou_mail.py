@@ -1,0 +1,102 @@
+"""Each reader's "For you" values during a send, a batch of readers at a time.
+
+The day's paper matrix (``foryou.Day``) is built once per send, on the first batch
+that needs it; each batch then costs one query for its readers' interests
+(``subscribers.interests.interests_for``) and one ranking. The rendering is never
+touched: the block goes into the ``for_you_html``/``for_you_text`` values of each
+reader's envelope, like their signed links.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from newsletter.app import Services
+from newsletter.foryou import Day, Pick
+from newsletter.foryou_block import invitation, nothing_today, render_block
+from newsletter.models import CategorySection, Paper, RenderedIssue
+from subscribers.interests import Interests, interests_for
+
+log = logging.getLogger(__name__)
+
+HTML, TEXT = "for_you_html", "for_you_text"
+
+
+def categories_of(sections: Sequence[CategorySection]) -> tuple[list[Paper], dict[str, list[str]]]:
+    """(papers, paper id -> category slugs) from a digest's sections, in section order."""
+    papers: dict[str, Paper] = {}
+    categories: dict[str, list[str]] = {}
+    for section in sections:
+        for paper in section.papers:
+            papers.setdefault(paper.arxiv_id, paper)
+            categories.setdefault(paper.arxiv_id, []).append(section.slug)
+    return list(papers.values()), categories
+
+
+class ForYou:
+    """The "For you" of one day, for any number of batches (one send, or one reader)."""
+
+    def __init__(self, svc: Services, sections: Sequence[CategorySection]) -> None:
+        self.svc = svc
+        self.sections = sections
+        self._day: Day | None = None
+        #: Readers ranked and blocks made, for the operator's log line.
+        self.ranked = 0
+        self.blocks = 0
+
+    def day(self) -> Day:
+        if self._day is None:
+            papers, categories = categories_of(self.sections)
+            self._day = Day(papers, categories, self._paper_vectors(papers))
+        return self._day
+
+    def _paper_vectors(self, papers: Sequence[Any]) -> Mapping[str, Any] | None:
+        """Embeddings of the day's papers (None: the offline model ranks)."""
+        return None
+
+    def _reader_vectors(self, interests: Mapping[int, Interests]) -> Mapping[str, Any] | None:
+        return None
+
+    def rank(
+        self, interests: Mapping[int, Interests], categories: Sequence[str]
+    ) -> dict[int, list[Pick]]:
+        """Picks for readers of ``categories`` (NEWSLETTER_FOR_YOU_SCOPE=all: any category)."""
+        readers = {i: v for i, v in interests.items() if not v.is_empty()}
+        if not readers:
+            return {}
+        allowed = None
+        if self.svc.settings.for_you_scope == "chosen":
+            chosen = set(categories)
+            allowed = {i: chosen for i in readers}
+        day = self.day()
+        self.ranked += len(readers)
+        return day.rank(readers, allowed, vectors=self._reader_vectors(readers))
+
+    def values(
+        self,
+        rendered: RenderedIssue,
+        categories: Sequence[str],
+        readers: Sequence[tuple[int, str]],
+    ) -> dict[int, dict[str, str]]:
+        """subscriber id -> {for_you_html, for_you_text} for ``readers`` (id, manage url)
+        of ``rendered``; nothing when the rendering has no such placeholders (a weekly
+        digest, the empty-day note)."""
+        if HTML not in rendered.placeholders:
+            return {}
+        found = interests_for(self.svc.engine, [sid for sid, _ in readers])
+        picks = self.rank(found, categories)
+        language = rendered.language or self.svc.settings.language
+        out: dict[int, dict[str, str]] = {}
+        for sid, manage_url in readers:
+            mine = picks.get(sid)
+            if mine is None:
+                html, text = invitation(language, manage_url)
+            elif block := render_block(mine, self.svc.taxonomy, language, manage_url):
+                self.blocks += 1
+                html, text = block.html, block.text
+            else:
+                html, text = nothing_today(language, manage_url)
+            out[sid] = {HTML: html, TEXT: text}
+        return out
