@@ -27,7 +27,8 @@ from newsletter.llm_answers import AnswerRejected, parse_answer
 from newsletter.llm_client import LLMClient
 from newsletter.llm_prompts import render_prompt
 from newsletter.llm_quality import calibration_set, stored
-from newsletter.report_llm import ReportAnswer, language_name, report_check, report_schema
+from newsletter.report_language import language_name
+from newsletter.report_llm import ReportAnswer, report_check, report_schema
 from newsletter.report_llm import output_cap as report_cap
 from newsletter.settings import Settings
 

@@ -46,7 +46,7 @@ from tenacity import (
 from newsletter import llm, llm_store
 from newsletter.errors import LLMInvalid, LLMTimeout, LLMUnavailable
 from newsletter.llm_answers import AnswerRejected, _schema_json, parse_answer
-from newsletter.llm_jobs import CallGate, Job, Mode
+from newsletter.llm_jobs import CallGate, Job, Mode, TrackRecord
 from newsletter.llm_prompts import Prompt, render_prompt
 from newsletter.settings import Settings
 
@@ -97,6 +97,8 @@ class LLMClient:
     _prompt_mode: set[str] = field(default_factory=set, init=False)
     _schema_support: dict[str, bool] = field(default_factory=dict, init=False)
     _stalls: dict[str, int] = field(default_factory=dict, init=False)
+    #: Which ways of asking worked in this run (a report's answer formats).
+    track: TrackRecord = field(default_factory=TrackRecord, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _gate: CallGate = field(init=False)
 

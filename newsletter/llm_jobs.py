@@ -79,3 +79,31 @@ class Job(Generic[T]):
             "type": "json_schema",
             "json_schema": {"name": self.prompt.name, "schema": self.schema_dict(), "strict": True},
         }
+
+
+#: Failures, with no success, after which a way of asking is skipped for the rest of a run
+#: (one failure may be bad luck on one category; two in a row rarely are).
+FAILURES_BEFORE_SKIP = 2
+
+
+class TrackRecord:
+    """Which ways of asking (e.g. a report's answer formats) worked in this run.
+
+    A slow model spends a minute on each answer it cannot get right; asking every
+    category in a format it already failed at costs the run that much each time, so
+    callers skip a way that failed and never worked in this run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}
+
+    def note(self, way: str, ok: bool) -> None:
+        with self._lock:
+            self._counts.setdefault(way, [0, 0])[0 if ok else 1] += 1
+
+    def failing(self, way: str) -> bool:
+        """True when ``way`` failed FAILURES_BEFORE_SKIP times in this run and never worked."""
+        with self._lock:
+            ok, failed = self._counts.get(way, (0, 0))
+        return failed >= FAILURES_BEFORE_SKIP and ok == 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from difflib import SequenceMatcher
 from typing import Any
@@ -33,6 +32,8 @@ from newsletter.llm_client import LLMClient
 from newsletter.llm_jobs import Mode
 from newsletter.llm_prompts import Prompt, data_json, render_prompt
 from newsletter.models import CategoryReport, NotablePaper, Paper
+from newsletter.report_language import is_latin, language_name, script_problem
+from newsletter.report_notes import notes_report
 
 log = logging.getLogger(__name__)
 
@@ -49,35 +50,6 @@ REPORT_TOKENS = 600
 NON_LATIN_FACTOR = 1.5
 #: Share of a notable line found word for word in its paper's abstract that makes it a copy.
 COPY_SHARE = 0.8
-
-LANGUAGE_NAMES = {
-    "ko": "Korean",
-    "en": "English",
-    "ja": "Japanese",
-    "zh": "Chinese",
-    "de": "German",
-    "fr": "French",
-    "es": "Spanish",
-    "pt": "Portuguese",
-    "it": "Italian",
-    "ru": "Russian",
-    "vi": "Vietnamese",
-}
-#: Unicode script (the first word of a letter's name) each non-Latin language is written in.
-_SCRIPTS: dict[str, tuple[str, ...]] = {
-    "ko": ("HANGUL",),
-    "ja": ("HIRAGANA", "KATAKANA", "CJK"),
-    "zh": ("CJK",),
-    "ru": ("CYRILLIC",),
-    "uk": ("CYRILLIC",),
-    "el": ("GREEK",),
-    "ar": ("ARABIC",),
-    "he": ("HEBREW",),
-    "th": ("THAI",),
-    "hi": ("DEVANAGARI",),
-}
-#: Share of letters that must be in the language's script; English terms may fill the rest.
-MIN_SCRIPT_SHARE = 0.25
 
 _ARXIV_ID = re.compile(r"(?:arXiv:)?((?:\d{4}\.\d{4,5})|(?:[a-z][a-z.\-]*/\d{7}))(?:v\d+)?", re.I)
 _BRACKET = re.compile(r"\s*\[([^\[\]]*)\]")
@@ -109,32 +81,16 @@ def report_schema() -> dict[str, Any]:
     return schema
 
 
-def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
-
-
-def _script(char: str) -> str:
-    return unicodedata.name(char, "?").split(" ", 1)[0]
-
-
 def language_check(language: str) -> Callable[[ReportAnswer], None]:
     """A check that rejects an empty report or one written in another script."""
-    wanted = _SCRIPTS.get(language, ("LATIN",))
 
     def check(answer: ReportAnswer) -> None:
         if not answer.conclusion.strip():
             raise AnswerRejected('"conclusion" was empty')
         prose = " ".join([*answer.findings, *(n.line for n in answer.notable), answer.conclusion])
-        letters = [c for c in _ARXIV_ID.sub(" ", prose) if c.isalpha()]
-        if len(letters) < 20:
-            return
-        share = sum(1 for c in letters if _script(c) in wanted) / len(letters)
-        if share < (MIN_SCRIPT_SHARE if wanted != ("LATIN",) else 0.6):
-            raise AnswerRejected(
-                f"the text is not in {language_name(language)} (only {share:.0%} of its letters "
-                f"are {'/'.join(wanted).title()}); write every text value in "
-                f"{language_name(language)}"
-            )
+        problem = script_problem(_ARXIV_ID.sub(" ", prose), language)
+        if problem:
+            raise AnswerRejected(problem)
 
     return check
 
@@ -364,8 +320,7 @@ def fit_budget(
 
 
 def output_cap(language: str) -> int:
-    latin = _SCRIPTS.get(language) is None
-    return REPORT_TOKENS if latin else int(REPORT_TOKENS * NON_LATIN_FACTOR)
+    return REPORT_TOKENS if is_latin(language) else int(REPORT_TOKENS * NON_LATIN_FACTOR)
 
 
 def llm_report(
@@ -406,6 +361,10 @@ def llm_report(
     check = report_check(language, papers)
     failure: LLMError | None = None
     for step, mode in enumerate(rungs):
+        way = f"report:{client.model}:{language}:{mode}"
+        if client.track.failing(way):
+            log.info("%s: skipping the %s format, which failed in this run", category.slug, mode)
+            continue
         while True:
             try:
                 answer = client.ask(
@@ -431,8 +390,34 @@ def llm_report(
                 break
             except LLMInvalid as exc:
                 failure = exc
+                client.track.note(way, ok=False)
                 break
+            client.track.note(way, ok=True)
             kept = without_copies(answer.value, papers)
             return from_answer(kept, category, papers, language, covered, answer.model)
-    assert failure is not None
-    raise failure
+    if failure is not None:
+        log.info("%s: %s", category.slug, failure)
+    return _notes_rung(category, papers[:covered], language, client)
+
+
+def _notes_rung(
+    category: Category,
+    papers: Sequence[Paper],
+    language: str,
+    client: LLMClient,
+) -> CategoryReport:
+    """The last rung: a note per paper, a conclusion, translated (``report_notes``)."""
+    log.info("%s: asking the %s report one paper at a time", category.slug, language)
+    themes, keywords, notes, conclusion = notes_report(category, papers, language, client)
+    answer = ReportAnswer(
+        themes=themes,
+        keywords=keywords,
+        findings=[],
+        notable=[NotableAnswer(arxiv_id=i, line=line) for i, line in notes],
+        conclusion=conclusion,
+    )
+    try:
+        report_check(language, papers)(answer)
+    except AnswerRejected as rejected:
+        raise LLMInvalid(f"{category.slug}: the notes did not make a report: {rejected}") from None
+    return from_answer(answer, category, papers, language, len(papers), client.model)

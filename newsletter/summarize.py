@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from newsletter.categories import Category, Taxonomy
@@ -30,6 +29,7 @@ from newsletter.report_llm import (
     llm_report,
     strip_unknown_citations,
 )
+from newsletter.report_terms import category_themes, title_keywords
 
 __all__ = [
     "NotableAnswer",
@@ -45,84 +45,11 @@ log = logging.getLogger(__name__)
 
 MAX_FINDINGS = 4
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]{2,}")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "our",
-        "that",
-        "the",
-        "their",
-        "this",
-        "to",
-        "towards",
-        "using",
-        "via",
-        "we",
-        "what",
-        "when",
-        "which",
-        "while",
-        "with",
-        "without",
-        "new",
-        "based",
-        "toward",
-        "approach",
-        "method",
-        "methods",
-        "model",
-        "models",
-        "learning",
-        "large",
-        "study",
-        "through",
-        "under",
-    ]
-)
 
 
 def first_sentence(text: str, limit: int = 280) -> str:
     sentence = _SENTENCE.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
     return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
-
-
-def _themes(papers: Sequence[Paper], category: Category) -> list[str]:
-    counts: Counter[str] = Counter()
-    for paper in papers:
-        haystack = f"{paper.title} {paper.abstract}".lower()
-        for keyword in category.keywords:
-            if keyword in haystack:
-                counts[keyword] += 1
-    return [k for k, _ in counts.most_common(5)]
-
-
-def _keywords(papers: Sequence[Paper]) -> list[str]:
-    counts: Counter[str] = Counter()
-    for paper in papers:
-        words = {w.lower() for w in _WORD.findall(paper.title)} - _STOP
-        counts.update(words)
-    return [w for w, _ in counts.most_common(6)]
 
 
 def _findings(papers: Sequence[Paper]) -> list[str]:
@@ -141,7 +68,7 @@ def _findings(papers: Sequence[Paper]) -> list[str]:
 def extractive_report(category: Category, papers: Sequence[Paper], language: str) -> CategoryReport:
     """A report built only from the papers' own words (offline mode and LLM fallback)."""
     t = texts(language)
-    themes = _themes(papers, category) or _keywords(papers)[:3]
+    themes = category_themes(papers, category) or title_keywords(papers)[:3]
     notable = tuple(
         NotablePaper(p.arxiv_id, first_sentence(p.abstract) or p.title)
         for p in papers[:MAX_NOTABLE]
@@ -156,7 +83,7 @@ def extractive_report(category: Category, papers: Sequence[Paper], language: str
         slug=category.slug,
         language=language,
         themes=tuple(themes),
-        keywords=tuple(_keywords(papers)),
+        keywords=tuple(title_keywords(papers)),
         findings=tuple(_findings(papers)),
         notable=notable,
         conclusion=conclusion,

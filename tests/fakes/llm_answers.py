@@ -28,9 +28,56 @@ CLASSIFY_KINDS |= {"taxonomy_order", "duplicate_id"}
 REPORT_KINDS = {"wrong_language", "copied", "no_citation"}
 
 
+#: The last rung of a report asks small questions (newsletter/report_notes.py).
+NOTE_KINDS = {"copied", "wrong_language", "missing"}
+PAPER_BLOCK = re.compile(r"<paper>\n(.*?)\n</paper>", re.S)
+NOTES_BLOCK = re.compile(r"<notes>\n(.*?)</notes>", re.S)
+NUMBERED = re.compile(r"^(\d+)\. (.*)$", re.M)
+
+
 def task_of(body: dict[str, Any]) -> str:
+    """classify, report, or the last rung's note, conclusion and translate."""
     system = str(body["messages"][0]["content"])
-    return "classify" if system.startswith("Task: classify") else "report"
+    if system.startswith("Task: classify"):
+        return "classify"
+    if "In one sentence of your own" in system:
+        return "note"
+    if "Write a conclusion of two short sentences" in system:
+        return "conclusion"
+    if system.startswith("Translate each numbered line"):
+        return "translate"
+    return "report"
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+
+
+def small_answer(body: dict[str, Any], task: str, kind: str) -> str:
+    """A note on one paper, a conclusion from notes, or numbered lines translated."""
+    if task == "note":
+        found = PAPER_BLOCK.search(_user(body))
+        paper = json.loads(found.group(1)) if found else {"title": "", "abstract": ""}
+        if kind == "copied":
+            return str(paper["title"])
+        number = zlib.crc32(paper["title"].encode())
+        return f"- This work offers a fresh way to tackle problem {number} and why it matters."
+    if task == "conclusion":
+        if kind == "copied":
+            found = NOTES_BLOCK.search(_user(body))
+            rows = [json.loads(x) for x in (found.group(1) if found else "").splitlines() if x]
+            return " ".join(str(r["note"]) for r in rows)
+        return (
+            "Together, these papers show steady progress in this field. "
+            "Next, watch whether the results hold at a larger scale."
+        )
+    lines = NUMBERED.findall(_user(body))
+    if kind == "missing":
+        lines = lines[:-1]
+    if kind == "wrong_language":
+        return "\n".join(f"{n}. {text}" for n, text in lines)
+    korean = "번째 문장은 새로운 방법의 의미를 설명합니다."
+    return "\n".join(f"{n}. 번역된 {n}{korean}" for n, _ in lines)
 
 
 def wants_text(body: dict[str, Any]) -> bool:
@@ -143,6 +190,8 @@ def as_text(data: dict[str, Any]) -> str:
 
 def answer_text(body: dict[str, Any], kind: str, content: str, known: dict[str, list[str]]) -> str:
     task = task_of(body)
+    if task in ("note", "conclusion", "translate") and kind not in ("raw", "empty"):
+        return small_answer(body, task, kind)
     if kind == "raw":
         return content
     if kind == "empty":

@@ -128,6 +128,7 @@ def test_a_report_that_fell_back_alone_is_asked_again_alone(
 ) -> None:
     load_sample(llm_services)
     llm_server.script(*[Step("wrong_language", task="report")] * 4)  # the whole ladder fails
+    llm_server.script(*[Step("copied", task="note")] * 5)  # and so does its last rung
     first = build_digest(llm_services, DAY)
     assert first is not None
     fell = [s.slug for s in first.sections if s.report.made_by == "extractive"]

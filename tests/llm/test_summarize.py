@@ -66,8 +66,10 @@ def test_unusable_report_falls_back_to_extractive(
     llm_client: LLMClient, llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     papers = day_of(5)
-    # every rung of the ladder: schema, its repair, JSON in the prompt, plain text
+    # every rung of the ladder: schema, its repair, JSON in the prompt, plain text, then
+    # the last rung's note on each paper
     llm_server.script(*[Step("wrong_language", task="report")] * 4)
+    llm_server.script(*[Step("copied", task="note")] * 5)
     with caplog.at_level(logging.WARNING):
         reports = write_reports(
             {"nlp": tuple(papers), "llm": tuple(papers[:2])}, TAXONOMY, "ko", llm_client
@@ -75,7 +77,7 @@ def test_unusable_report_falls_back_to_extractive(
     assert reports["nlp"].made_by == "extractive"
     assert reports["nlp"].covered == 5 and reports["nlp"].notable
     assert reports["llm"].made_by == "openai/test-model"  # the other category is unaffected
-    assert llm_server.count == 5
+    assert llm_server.count == 10
     ladder = [("response_format" in s.body, "headings" in s.system) for s in llm_server.seen[:4]]
     assert ladder == [(True, False), (True, False), (False, False), (False, True)]
     # one summary line for the language, not one per category
