@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class LLMClient:
     track: TrackRecord = field(default_factory=TrackRecord, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _gate: CallGate = field(init=False)
+    _started: float = field(default_factory=time.monotonic, init=False)
 
     def __post_init__(self) -> None:
         self._gate = CallGate(self.settings.llm_concurrency)
@@ -169,6 +171,7 @@ class LLMClient:
             return hit
         if cache_only:
             raise NotCached(purpose)
+        self._within_budget(purpose)
         with self._lock:
             usable = [m for m in self.models if m not in self._down]
             down = "; ".join(f"{m}: {why}" for m, why in self._down.items())
@@ -219,6 +222,21 @@ class LLMClient:
             return list(pool.map(fn, items))
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _within_budget(self, purpose: str) -> None:
+        """Raise LLMUnavailable once this run spent NEWSLETTER_LLM_RUN_BUDGET seconds.
+
+        A slow model must not hold back the morning's mail: what is left falls back
+        (keyword rules, extractive reports), is stored as such and asked again at the
+        next build of an issue not yet sent.
+        """
+        budget = self.settings.llm_run_budget
+        if budget and time.monotonic() - self._started > budget:
+            raise LLMUnavailable(
+                f"{purpose}: skipped, this run spent its model time budget "
+                f"(NEWSLETTER_LLM_RUN_BUDGET={budget:g} s); the part falls back now and is "
+                "asked again at the next build of an issue not yet sent"
+            )
 
     def _from_cache(
         self,

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     llm_batch_size: int = Field(default=40, ge=1)
     llm_max_input_tokens: int = Field(default=12000, ge=500)
     llm_concurrency: int = Field(default=4, ge=1)
+    #: Seconds of model time one run may spend before the parts left fall back (0: no limit).
+    llm_run_budget: float = Field(default=3600.0, ge=0)
     llm_retry_wait: float = Field(default=2.0, ge=0)
     llm_retry_max_wait: float = Field(default=60.0, ge=0)
     llm_json_mode: Literal["auto", "schema", "prompt"] = "auto"

@@ -230,3 +230,17 @@ def test_prompt_names_the_batch_and_is_short(llm_server: FakeLLMServer) -> None:
     prompt = batch_prompt(day_of(2), TAXONOMY)
     assert "the order of the list above means nothing" in prompt.system
     assert len(batch_schema(day_of(2), TAXONOMY)["properties"]["papers"]["items"]) == 4
+
+
+def test_a_run_that_spent_its_time_budget_falls_back_for_the_rest(
+    build: Callable[..., LLMClient], llm_server: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = build(llm_run_budget=0.5)
+    grouped = {slug: tuple(day_of(3)) for slug in ("nlp", "llm", "computer-vision")}
+    # the first report takes a second to come; the budget is spent when it arrives
+    llm_server.script(Step("hang", task="report", seconds=1.0))
+    with caplog.at_level(logging.WARNING):
+        reports = write_reports(grouped, TAXONOMY, "en", client)
+    assert [r.made_by for r in reports.values()] == [MODEL, "extractive", "extractive"]
+    assert llm_server.count == 1
+    assert "NEWSLETTER_LLM_RUN_BUDGET=0.5 s" in caplog.text
