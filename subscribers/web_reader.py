@@ -14,9 +14,10 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 from starlette.datastructures import FormData, UploadFile
 
-from newsletter.errors import InterestsError
+from newsletter.errors import InterestsError, one_line
 from newsletter.statuses import SUPPRESSED, Cadence
 from subscribers import interests
 from subscribers.readers import (
@@ -81,6 +82,7 @@ def _manage_page(
 ) -> HTMLResponse:
     svc = services_of(request)
     mine = interests.get_interests(svc.engine, info.id)
+    mailable = info.status in ("active", "paused")
     return page(
         request,
         "manage.html",
@@ -88,7 +90,7 @@ def _manage_page(
         status=status,
         email=info.email,
         status_name=info.status,
-        mailable=info.status in ("active", "paused"),
+        mailable=mailable,
         suppressed=info.status in SUPPRESSED,
         notice=notice,
         errors=errors or [],
@@ -106,7 +108,23 @@ def _manage_page(
         liked_count=len(mine.papers) if mine else 0,
         max_text=interests.MAX_TEXT,
         max_papers=interests.MAX_PAPERS,
+        for_you=_today_block(request, info.id) if mailable and mine is not None else None,
     )
+
+
+def _today_block(request: Request, subscriber_id: int) -> Markup | None:
+    """The reader's "For you" block of the latest issue, so they see what their interests
+    pick; None when it has no picks. A failure leaves the page usable without it."""
+    from newsletter.foryou_today import block_for
+
+    svc = services_of(request)
+    try:
+        block = block_for(svc.engine, svc.settings, subscriber_id)
+    except Exception as exc:  # the page must work even if the ranking does not
+        log.warning("For you block of subscriber %d failed: %s", subscriber_id, one_line(exc))
+        return None
+    # The fragment is built for mail with every value escaped (newsletter.foryou_block).
+    return Markup(block.html) if block is not None else None
 
 
 def _cadence_choice(form: FormData) -> tuple[str | None, int | None] | None:

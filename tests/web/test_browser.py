@@ -165,6 +165,7 @@ def test_reader_journey_in_a_real_browser(browser_page: Page, tmp_path: Path) ->
         page.wait_for_selector("text=3 papers you like are saved.")
         assert page.input_value("#interests") == words
         assert page.is_visible("text=Papers you like, kept: 3 (of at most 500).")
+        assert page.is_visible("text=Today's picks for you")  # the sent issue, ranked for them
         _shot(page, "06b-manage-interests.png")
 
         # Computer vision has papers that day, so only the reader's choice removed it.

@@ -6,6 +6,10 @@ from __future__ import annotations
 import httpx2
 from markupsafe import escape
 
+from newsletter.issue_state import IssueContent
+from newsletter.issues import ensure_issue, update_issue
+from newsletter.papers import papers_on
+from newsletter.preview import load_sample
 from subscribers.http_guard import MAX_UPLOAD_BYTES
 from subscribers.interest_files import MAX_FILE_BYTES
 from subscribers.interests import LikedPaper, get_interests, set_interests
@@ -14,6 +18,8 @@ from tests.web.conftest import Web
 
 BIB = (DATA / "interests" / "zotero.bib").read_bytes()
 RIS = (DATA / "interests" / "zotero.ris").read_bytes()
+MANIPULATION = "Sim-to-Real Reinforcement Learning for Dexterous Manipulation with Tactile Rewards"
+TODAY = str(escape("Today's picks for you"))
 HOSTILE = '<script>alert("x")</script> & </textarea><b>bold</b>'
 
 
@@ -117,3 +123,21 @@ def test_clear_and_unsubscribe_erase_them(web: Web) -> None:
     again = text_post(web, path, action="save", interests="back?")
     assert again.status_code == 409 and get_interests(web.svc.engine, reader.id) is None
     assert file_post(web, path, "a.bib", BIB).status_code == 409
+
+
+def test_the_page_shows_todays_block_for_the_interests(web: Web) -> None:
+    date = load_sample(web.svc)
+    issue = ensure_issue(web.svc.engine, date)
+    assert issue.id is not None
+    papers = papers_on(web.svc.engine, date)
+    content = IssueContent(classification={p.arxiv_id: ("nlp",) for p in papers})
+    update_issue(web.svc.engine, issue.id, content=content.dump(), status="classified")
+    reader = web.subscribe_and_confirm("r@example.com", ["nlp"])
+    path = web.manage_path(reader.id)
+    assert TODAY not in web.client.get(path).text  # no interests, no block
+    saved = text_post(web, path, action="save", interests="tactile sensing for robot hands")
+    assert TODAY in saved.text and str(escape(MANIPULATION)) in saved.text
+    assert 'href="#interests"' in saved.text  # its link leads to the form on this page
+    assert saved.text.count('id="interests"') == 1
+    cleared = text_post(web, path, action="clear")
+    assert TODAY not in cleared.text
