@@ -37,17 +37,16 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_random_exponential,
 )
 
 from newsletter import llm, llm_store
 from newsletter.errors import LLMInvalid, LLMTimeout, LLMUnavailable
 from newsletter.llm_answers import AnswerRejected, _schema_json, parse_answer
-from newsletter.llm_jobs import CallGate, Job, Mode, TrackRecord
+from newsletter.llm_jobs import CallGate, Job, Mode, ModelHealth, TrackRecord, retry_wait
+from newsletter.llm_ledger import CallLedger
 from newsletter.llm_prompts import Prompt, render_prompt
 from newsletter.settings import Settings
 
@@ -57,15 +56,12 @@ T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
 ItemT = TypeVar("ItemT")
 
-#: Timeouts in a row on work that cannot shrink before a model counts as stalled (down).
-STALLS_BEFORE_DOWN = 2
 TIMEOUT_HINT = (
     "the model is slower than NEWSLETTER_LLM_TIMEOUT allows; raise NEWSLETTER_LLM_TIMEOUT, "
     "lower NEWSLETTER_LLM_BATCH_SIZE, or set NEWSLETTER_LLM_CONCURRENCY to the server's "
     "parallel slots (1 for a local server with one slot)"
 )
 _RETRIED = {"rate_limited", "server", "unreachable"}
-_DOWN = {"auth", "not_found", "rate_limited", "server", "unreachable"}
 
 
 @dataclass(frozen=True)
@@ -94,18 +90,19 @@ class LLMClient:
     settings: Settings
     engine: Engine
     day: dt.date | None = None
-    _down: dict[str, str] = field(default_factory=dict, init=False)  # model -> why
     _prompt_mode: set[str] = field(default_factory=set, init=False)
     _schema_support: dict[str, bool] = field(default_factory=dict, init=False)
-    _stalls: dict[str, int] = field(default_factory=dict, init=False)
+    _health: ModelHealth = field(default_factory=ModelHealth, init=False)
     #: Which ways of asking worked in this run (a report's answer formats).
     track: TrackRecord = field(default_factory=TrackRecord, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _gate: CallGate = field(init=False)
+    _ledger: CallLedger = field(init=False)
     _started: float = field(default_factory=time.monotonic, init=False)
 
     def __post_init__(self) -> None:
         self._gate = CallGate(self.settings.llm_concurrency)
+        self._ledger = CallLedger(self.engine, self.day)
 
     @property
     def model(self) -> str:
@@ -121,8 +118,7 @@ class LLMClient:
 
     def down(self) -> dict[str, str]:
         """Models marked down in this run, with the reason."""
-        with self._lock:
-            return dict(self._down)
+        return self._health.down()
 
     def takes_schema(self, model: str | None = None) -> bool:
         """Whether requests to ``model`` carry a JSON-schema response_format."""
@@ -172,9 +168,9 @@ class LLMClient:
         if cache_only:
             raise NotCached(purpose)
         self._within_budget(purpose)
-        with self._lock:
-            usable = [m for m in self.models if m not in self._down]
-            down = "; ".join(f"{m}: {why}" for m, why in self._down.items())
+        down_now = self._health.down()
+        usable = [m for m in self.models if m not in down_now]
+        down = "; ".join(f"{m}: {why}" for m, why in down_now.items())
         if not usable:
             raise LLMUnavailable(
                 f"{purpose}: skipped, the model is unavailable in this run ({down})"
@@ -257,7 +253,7 @@ class LLMClient:
         except AnswerRejected as exc:
             log.warning("ignoring a cached %s answer that no longer validates: %s", purpose, exc)
             return None
-        self._record(purpose, prompt, self.model, "cached", cache_hit=True)
+        self._ledger.record(purpose, prompt, self.model, "cached", cache_hit=True)
         return Answer(value, answered_by or self.model, cached=True)
 
     def _ask_model(self, model: str, job: Job[T], shrinkable: bool) -> T:
@@ -310,11 +306,10 @@ class LLMClient:
                 value = parse_answer(reply.content, job.schema, job.check)
         except AnswerRejected as problem:
             outcome = "capped" if reply.capped else "invalid"
-            self._record_reply(job.purpose, job.prompt, reply, outcome, str(problem))
+            self._ledger.reply(job.purpose, job.prompt, reply, outcome, str(problem))
             raise
-        self._record_reply(job.purpose, job.prompt, reply, "ok")
-        with self._lock:
-            self._stalls.pop(reply.model, None)
+        self._ledger.reply(job.purpose, job.prompt, reply, "ok")
+        self._health.answered(reply.model)
         return value
 
     def _call(
@@ -357,15 +352,15 @@ class LLMClient:
                     continue
                 if crowded:
                     continue
-                self._note_failure(model, failed, shrinkable)
+                self._health.note_failure(model, failed, shrinkable)
                 raise _Failed(model, failed.kind, failed.message) from failed
-        self._note_failure(model, llm.CallFailed("timeout", "timed out twice"), shrinkable)
+        self._health.note_failure(model, llm.CallFailed("timeout", "timed out twice"), shrinkable)
         raise _Failed(model, "timeout", f"no answer for {self.settings.llm_timeout:g} s")
 
     def _retrying(self, job: Job[Any], request: llm.Request) -> llm.Reply:
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.llm_max_retries + 1),
-            wait=self._wait,
+            wait=retry_wait(self.settings.llm_retry_wait, self.settings.llm_retry_max_wait),
             retry=retry_if_exception(
                 lambda e: isinstance(e, llm.CallFailed) and e.kind in _RETRIED
             ),
@@ -383,22 +378,10 @@ class LLMClient:
             except llm.CallFailed as failed:
                 failed.crowded = token["shared"]
                 outcome = "timeout" if failed.kind == "timeout" else "error"
-                self._record(job.purpose, job.prompt, request.model, outcome, error=failed.message)
+                self._ledger.record(
+                    job.purpose, job.prompt, request.model, outcome, error=failed.message
+                )
                 raise
-
-    def _note_failure(self, model: str, failed: llm.CallFailed, shrinkable: bool) -> None:
-        """Mark ``model`` down for an outage, bad credentials, or repeated stalls."""
-        reason = ""
-        if failed.kind in _DOWN:
-            reason = failed.message
-        elif failed.kind == "timeout" and not shrinkable:
-            with self._lock:
-                self._stalls[model] = self._stalls.get(model, 0) + 1
-                if self._stalls[model] >= STALLS_BEFORE_DOWN:
-                    reason = f"stalled {self._stalls[model]} times on the smallest work"
-        if reason:
-            with self._lock:
-                self._down[model] = reason
 
     def connection(self, model: str) -> dict[str, str]:
         """The configured endpoint and key apply to every model of the primary's provider."""
@@ -410,67 +393,6 @@ class LLMClient:
         if self.settings.llm_api_key:
             extra["api_key"] = self.settings.llm_api_key
         return extra
-
-    def _wait(self, state: RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        asked = exc.retry_after if isinstance(exc, llm.CallFailed) else None
-        cap = self.settings.llm_retry_max_wait
-        if asked is not None:
-            seconds = min(asked, cap)
-            log.warning(
-                "rate limited; waiting %.2f s as Retry-After asks (cap %.0f s)", seconds, cap
-            )
-            return seconds
-        backoff = wait_random_exponential(multiplier=self.settings.llm_retry_wait, max=cap)
-        return float(backoff(state))
-
-    def _record_reply(
-        self, purpose: str, prompt: Prompt, reply: llm.Reply, outcome: str, error: str = ""
-    ) -> None:
-        self._record(
-            purpose,
-            prompt,
-            reply.model,
-            outcome,
-            prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
-            cost=reply.cost,
-            duration_ms=reply.duration_ms,
-            error=error,
-        )
-
-    def _record(
-        self,
-        purpose: str,
-        prompt: Prompt,
-        model: str,
-        outcome: str,
-        *,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost: float | None = None,
-        duration_ms: float = 0.0,
-        cache_hit: bool = False,
-        error: str = "",
-    ) -> None:
-        llm_store.record_call(
-            self.engine,
-            llm_store.CallRecord(
-                day=self.day,
-                purpose=purpose,
-                model=model,
-                prompt=prompt.name,
-                version=prompt.version,
-                outcome=outcome,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cost=0.0 if cache_hit else cost,
-                duration_ms=duration_ms,
-                cache_hit=cache_hit,
-                error=error,
-            ),
-        )
 
 
 def client_for(settings: Settings, engine: Engine, day: dt.date | None) -> LLMClient | None:

@@ -1,4 +1,6 @@
-"""What one LLM request carries (``Job``) and how many run at once (``CallGate``).
+"""What one LLM request carries (``Job``), how many run at once (``CallGate``), which
+ways of asking and which models work in this run (``TrackRecord``, ``ModelHealth``) and
+how long to wait before a retry (``retry_wait``).
 
 Kept apart from ``llm_client`` so the client reads as its policy: cache, ask, judge,
 retry, fall back.
@@ -7,6 +9,7 @@ retry, fall back.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,11 +17,20 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from tenacity import RetryCallState, wait_random_exponential
 
+from newsletter import llm
 from newsletter.llm_answers import _schema_json
 from newsletter.llm_prompts import Prompt
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T", bound=BaseModel)
+
+#: Timeouts in a row on work that cannot shrink before a model counts as stalled (down).
+STALLS_BEFORE_DOWN = 2
+#: Failures that mark a model down for the run (after the retries, where retried).
+DOWN_KINDS = frozenset({"auth", "not_found", "rate_limited", "server", "unreachable"})
 
 #: How an answer is asked for: a JSON-schema response format, JSON in the prompt, or text.
 Mode = Literal["schema", "json", "text"]
@@ -107,3 +119,58 @@ class TrackRecord:
         with self._lock:
             ok, failed = self._counts.get(way, (0, 0))
         return failed >= FAILURES_BEFORE_SKIP and ok == 0
+
+
+class ModelHealth:
+    """Which models are down for this run, and why.
+
+    Only an outage (unreachable, refused credentials, unknown model, rate limits and
+    server errors that outlast the retries) or repeated stalls on work that cannot
+    shrink mark a model down; a timeout on work that can shrink only shrinks it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down: dict[str, str] = {}
+        self._stalls: dict[str, int] = {}
+
+    def down(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._down)
+
+    def answered(self, model: str) -> None:
+        """An answer came: earlier stalls of ``model`` no longer count."""
+        with self._lock:
+            self._stalls.pop(model, None)
+
+    def note_failure(self, model: str, failed: llm.CallFailed, shrinkable: bool) -> None:
+        reason = ""
+        with self._lock:
+            if failed.kind in DOWN_KINDS:
+                reason = failed.message
+            elif failed.kind == "timeout" and not shrinkable:
+                self._stalls[model] = self._stalls.get(model, 0) + 1
+                if self._stalls[model] >= STALLS_BEFORE_DOWN:
+                    reason = f"stalled {self._stalls[model]} times on the smallest work"
+            if reason:
+                self._down[model] = reason
+
+
+def retry_wait(base: float, cap: float) -> Callable[[RetryCallState], float]:
+    """Tenacity's wait: Retry-After where the provider sends one (capped), else jittered
+    exponential back-off from ``base`` seconds up to ``cap``."""
+    backoff = wait_random_exponential(multiplier=base, max=cap)
+
+    def wait(state: RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        asked = exc.retry_after if isinstance(exc, llm.CallFailed) else None
+        if asked is not None:
+            seconds = min(asked, cap)
+            log.warning(
+                "rate limited; waiting %.2f s as Retry-After asks (cap %.0f s)", seconds, cap
+            )
+            return seconds
+        return float(backoff(state))
+
+    return wait
