@@ -215,7 +215,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
     theirs = content.window(date)
     if theirs is not None and theirs != after:  # another process classified first
         scope = _daily_scope(svc, date, theirs, client, issue.status)
-    if client is not None and issue.status in _NOT_SENT:
+    if client is not None and issue.status in NOT_SENT:
         content = _retry_fallbacks(svc, issue.id, scope, content, client)
     if not content.has_language(language):
         content = _store_language(svc, issue.id, scope, content, language, client)
@@ -225,7 +225,7 @@ def build_digest(svc: Services, date: dt.date, language: str | None = None) -> D
 
 
 #: Stages of an issue no reader has seen: its fallbacks may still be replaced.
-_NOT_SENT = (
+NOT_SENT = (
     IssueStatus.COLLECTED,
     IssueStatus.CLASSIFIED,
     IssueStatus.SUMMARIZED,
@@ -368,52 +368,3 @@ def render_stage(svc: Services, digest: Digest) -> None:
 
         update_content(svc.engine, issue.id, add)
     advance_stage(svc.engine, issue.id, IssueStatus.RENDERED)
-
-
-def rebuild(
-    svc: Services,
-    date: dt.date,
-    part: str = "classification",
-    language: str | None = None,
-    archive_only: bool = False,
-) -> list[Digest]:
-    """Redo ``part`` ("classification": everything; "reports") of the issue of ``date`` on
-    purpose, in ``language`` or every stored language, and store the rendered pages again.
-
-    Answers already given come from the cache (a new model or prompt asks anew). An
-    issue already mailed is refused unless ``archive_only``: then only its web version
-    changes, never what readers got.
-    """
-    from newsletter.errors import InvalidInputError
-
-    issue = get_issue(svc.engine, date)
-    if issue is None or issue.id is None:
-        raise InvalidInputError(f"no issue for {date}; run `newsletter preview --date {date}`")
-    if issue.status not in _NOT_SENT and not archive_only:
-        raise InvalidInputError(
-            f"the issue of {date} was already mailed ({issue.status}); add --archive-only to "
-            "rebuild only its web version"
-        )
-    stored = IssueContent.load(issue.content)
-    languages = [language] if language else sorted(stored.reports) or [svc.settings.language]
-
-    def clear(content: IssueContent) -> IssueContent:
-        if part == "classification":
-            content.classification, content.made = None, None
-            content.reports, content.charts, content.rendered = {}, {}, {}
-            return content
-        for code in languages:
-            content.reports.pop(code, None)
-            content.rendered.pop(code, None)
-            if content.made is not None:
-                content.made.reports.pop(code, None)
-        return content
-
-    update_content(svc.engine, issue.id, clear)
-    digests = []
-    for code in languages:
-        digest = build_digest(svc, date, code)
-        if digest is not None:
-            render_stage(svc, digest)
-            digests.append(digest)
-    return digests

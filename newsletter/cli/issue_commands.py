@@ -233,7 +233,7 @@ def run_once(args: argparse.Namespace) -> int:
     arg("--archive-only", action="store_true", help="allow a sent issue: web version only"),
 )
 def rebuild(args: argparse.Namespace) -> int:
-    from newsletter.digest import rebuild as redo
+    from newsletter.rebuild import rebuild as redo
 
     date = parse_date(args.date)
     assert date is not None
