@@ -74,9 +74,32 @@ def rank_all(
 
 def embedded(papers: Sequence[Any], interests: Mapping[int, Any]) -> Any:
     """Vectors of every text through the configured embedding model (None: not configured)."""
-    if not os.environ.get("NEWSLETTER_EMBEDDING_MODEL"):
+    import numpy as np
+
+    from newsletter.foryou import paper_text, reader_texts
+    from newsletter.foryou_vectors import connection
+    from newsletter.settings import load_settings
+
+    settings = load_settings()
+    if not settings.embedding_model:
         return None
-    raise SystemExit("embeddings are not wired yet (issue 15, step 4)")
+    from newsletter.llm import embed
+
+    wanted = [paper_text(p) for p in papers]
+    wanted += [t for i in interests.values() for t in reader_texts(i)]
+    texts = list(dict.fromkeys(wanted))
+    vectors: dict[str, Any] = {}
+    size = settings.embedding_batch_size
+    for start in range(0, len(texts), size):
+        batch = texts[start : start + size]
+        answer = embed(
+            settings.embedding_model,
+            batch,
+            timeout=settings.llm_timeout,
+            connection=connection(settings),
+        )
+        vectors.update(zip(batch, np.asarray(answer.vectors, dtype=np.float32), strict=True))
+    return vectors
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if vectors is None:
         print("embeddings       not measured: NEWSLETTER_EMBEDDING_MODEL is not set")
     else:
+        print(f"embeddings       {len(vectors):,} texts embedded")
         dense = Day(papers, categories, vectors)
         figures = precision(rank_all(dense, interests, allowed, vectors), people, topic_of)
         print(

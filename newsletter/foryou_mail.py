@@ -9,13 +9,15 @@ reader's envelope, like their signed links.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from newsletter.app import Services
-from newsletter.foryou import Day, Pick
+from newsletter.foryou import Day, Pick, paper_text, reader_texts
 from newsletter.foryou_block import invitation, nothing_today, render_block
+from newsletter.foryou_vectors import Embedder
 from newsletter.models import CategorySection, Paper, RenderedIssue
 from subscribers.interests import Interests, interests_for
 
@@ -38,10 +40,16 @@ def categories_of(sections: Sequence[CategorySection]) -> tuple[list[Paper], dic
 class ForYou:
     """The "For you" of one day, for any number of batches (one send, or one reader)."""
 
-    def __init__(self, svc: Services, sections: Sequence[CategorySection]) -> None:
+    def __init__(
+        self, svc: Services, sections: Sequence[CategorySection], date: dt.date | None = None
+    ) -> None:
         self.svc = svc
         self.sections = sections
         self._day: Day | None = None
+        #: Set while embeddings rank (NEWSLETTER_EMBEDDING_MODEL); dropped when the model fails.
+        self.embedder = (
+            Embedder(svc.engine, svc.settings, date) if svc.settings.embedding_model else None
+        )
         #: Readers ranked and blocks made, for the operator's log line.
         self.ranked = 0
         self.blocks = 0
@@ -52,12 +60,20 @@ class ForYou:
             self._day = Day(papers, categories, self._paper_vectors(papers))
         return self._day
 
-    def _paper_vectors(self, papers: Sequence[Any]) -> Mapping[str, Any] | None:
-        """Embeddings of the day's papers (None: the offline model ranks)."""
-        return None
+    def _paper_vectors(self, papers: Sequence[Paper]) -> Mapping[str, Any] | None:
+        """Embeddings of the day's papers (None: the offline model ranks, all send long)."""
+        if self.embedder is None:
+            return None
+        vectors = self.embedder.vectors([paper_text(p) for p in papers])
+        if vectors is None:
+            self.embedder = None
+        return vectors
 
     def _reader_vectors(self, interests: Mapping[int, Interests]) -> Mapping[str, Any] | None:
-        return None
+        """Embeddings of a batch's interests (None: this batch ranks with BM25)."""
+        if self.embedder is None:
+            return None
+        return self.embedder.vectors([t for i in interests.values() for t in reader_texts(i)])
 
     def rank(
         self, interests: Mapping[int, Interests], categories: Sequence[str]

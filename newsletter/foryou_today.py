@@ -3,27 +3,34 @@
 The page shows it so a reader can tune their interests and see the effect at once.
 It only reads: the latest issue whose papers are classified (its stored
 classification and window), the reader's interests and categories; it never
-classifies, summarises or calls a model for the issue, so a page view costs a
-ranking of one reader (the day's matrix is built per call: ~0.3 s for 2,000 papers).
+classifies, summarises or calls a model, so a page view costs a ranking of one
+reader (the day's matrix is built per call: ~0.3 s for 2,000 papers). With
+NEWSLETTER_EMBEDDING_MODEL it ranks by embeddings when every vector is in the cache
+(the send embedded the papers; the reader's changed interests are embedded by the
+next send), and with BM25 until then: the web process never loads litellm.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from newsletter import llm_store
 from newsletter.categories import load_taxonomy
 from newsletter.db import IssueRow, table_of
-from newsletter.foryou import Day
+from newsletter.foryou import Day, paper_text, reader_texts
 from newsletter.foryou_block import ForYouBlock, render_block
 from newsletter.issue_state import IssueContent
+from newsletter.models import Paper
 from newsletter.papers import papers_between
 from newsletter.settings import Settings
 from newsletter.statuses import IssueStatus
-from subscribers.interests import get_interests
+from subscribers.interests import Interests, get_interests
 from subscribers.readers import get_by_id
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,24 @@ def block_for(engine: Engine, settings: Settings, subscriber_id: int) -> ForYouB
     if not papers:
         return None
     allowed = None if settings.for_you_scope == "all" else {subscriber_id: set(reader.categories)}
-    day = Day(papers, {p.arxiv_id: classification[p.arxiv_id] for p in papers})
-    picks = day.rank({subscriber_id: interests}, allowed)[subscriber_id]
+    vectors = _cached_vectors(engine, settings, papers, interests)
+    day = Day(papers, {p.arxiv_id: classification[p.arxiv_id] for p in papers}, vectors)
+    picks = day.rank({subscriber_id: interests}, allowed, vectors=vectors)[subscriber_id]
     taxonomy = load_taxonomy(settings.categories_file)
     return render_block(picks, taxonomy, reader.language, "")
+
+
+def _cached_vectors(
+    engine: Engine, settings: Settings, papers: Sequence[Paper], interests: Interests
+) -> dict[str, Any] | None:
+    """Every needed embedding from the cache, or None (not configured, or one missing)."""
+    import numpy as np
+
+    if not settings.embedding_model:
+        return None
+    texts = [paper_text(p) for p in papers] + reader_texts(interests)
+    hashes = {t: llm_store.text_hash(t) for t in texts}
+    stored = llm_store.cached_vectors(engine, settings.embedding_model, list(hashes.values()))
+    if len(stored) < len(set(hashes.values())):
+        return None
+    return {t: np.frombuffer(stored[h], dtype="<f4") for t, h in hashes.items()}

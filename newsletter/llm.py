@@ -1,7 +1,8 @@
 """The only module that imports litellm: one completion request, streamed, and what failed.
 
-``complete`` sends one request and returns a ``Reply``, or raises ``CallFailed``
-whose ``kind`` tells the client what to do next:
+``complete`` sends one request and returns a ``Reply`` (``embed`` one batch of texts
+to embed, returning ``Embedded``), or raises ``CallFailed`` whose ``kind`` tells the
+client what to do next:
 
 - ``timeout``: no token for NEWSLETTER_LLM_TIMEOUT seconds. When the answer streams
   the limit is an idle timeout between tokens (the first included), so a model
@@ -159,6 +160,49 @@ def complete(request: Request) -> Reply:
         first_token_ms=((first or ended) - started) * 1000,
         finish_reason=str(getattr(choice, "finish_reason", "") or ""),
     )
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One embedding request's vectors (in the order of its texts) and what it cost."""
+
+    vectors: list[list[float]]
+    model: str
+    prompt_tokens: int
+    cost: float | None
+    duration_ms: float
+
+
+def embed(
+    model: str, texts: list[str], *, timeout: float, connection: dict[str, str] | None = None
+) -> Embedded:
+    """Embed ``texts`` in one request; raises CallFailed (never a provider's own type)."""
+    lm = _litellm()
+    request = Request(model, [], timeout, 0, 0.0, None, connection or {}, stream=False)
+    started = time.perf_counter()
+    try:
+        response = lm.embedding(
+            model=model, input=texts, timeout=timeout, max_retries=0, **request.connection
+        )
+    except _provider_errors() as exc:
+        raise _failure(exc, request) from exc
+    rows = sorted(response.data, key=lambda row: int(_field(row, "index")))
+    vectors = [list(_field(row, "embedding")) for row in rows]
+    if len(vectors) != len(texts):
+        raise CallFailed("server", f"{len(vectors)} embeddings for {len(texts)} texts")
+    usage = getattr(response, "usage", None)
+    return Embedded(
+        vectors,
+        str(getattr(response, "model", None) or model),
+        int(getattr(usage, "prompt_tokens", 0) or 0),
+        _cost(response),
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+def _field(row: Any, name: str) -> Any:
+    """A field of an embedding row, which litellm gives as a dict or an object."""
+    return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
 def _has_text(chunk: Any) -> bool:

@@ -1,9 +1,11 @@
-"""The LLM's two tables: the answer cache and the call ledger.
+"""The LLM's tables: the answer cache, the embedding cache and the call ledger.
 
 The cache makes a re-run of a date free: an answer is stored under (model, prompt
 name, prompt version, input hash) and found again by any process that asks the
-same question. The ledger records every call, cached or not, so the operator can
-see what a day cost (``newsletter llm usage``).
+same question. Embeddings ("For you") are cached the same way, under (model, sha256
+of the text): a paper is embedded once, a reader's interests once per change. The
+ledger records every call, cached or not, so the operator can see what a day cost
+(``newsletter llm usage``).
 """
 
 from __future__ import annotations
@@ -60,8 +62,25 @@ class LLMCallRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class EmbeddingRow(SQLModel, table=True):
+    """One text's embedding by one model: float32 values, little-endian."""
+
+    __tablename__ = "llm_embeddings"
+    __table_args__ = (sa.UniqueConstraint("model", "text_hash", name="uq_llm_embeddings"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=200)
+    text_hash: str = Field(max_length=64)
+    dims: int
+    vector: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 CACHE = table_of(LLMCacheRow)
 CALLS = table_of(LLMCallRow)
+EMBEDDINGS = table_of(EmbeddingRow)
+#: Hashes asked per query (an IN list; PostgreSQL and SQLite cap the parameters).
+_HASHES_PER_QUERY = 500
 
 
 #: Outcomes of a request that gave no usable answer.
@@ -129,6 +148,44 @@ def store_answer(
                 }
             ],
         )
+
+
+def text_hash(text: str) -> str:
+    """The embedding cache key of ``text``: sha256 of its UTF-8, hex."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cached_vectors(engine: Engine, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
+    """text hash -> stored float32 vector bytes, for the ``hashes`` embedded before."""
+    found: dict[str, bytes] = {}
+    wanted = list(dict.fromkeys(hashes))
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), _HASHES_PER_QUERY):
+            rows = conn.execute(
+                sa.select(EMBEDDINGS.c.text_hash, EMBEDDINGS.c.vector).where(
+                    EMBEDDINGS.c.model == model,
+                    EMBEDDINGS.c.text_hash.in_(wanted[start : start + _HASHES_PER_QUERY]),
+                )
+            )
+            found.update((str(r[0]), bytes(r[1])) for r in rows)
+    return found
+
+
+def store_vectors(engine: Engine, model: str, vectors: dict[str, bytes], dims: int) -> None:
+    """Keep text hash -> vector bytes; a hash stored meanwhile by another run is kept."""
+    from newsletter.db import insert_ignore
+
+    if not vectors:
+        return
+    now = utcnow()
+    rows = [
+        {"model": model, "text_hash": h, "dims": dims, "vector": v, "created_at": now}
+        for h, v in vectors.items()
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert_ignore(engine, EMBEDDINGS), rows)
 
 
 def record_call(engine: Engine, call: CallRecord) -> None:

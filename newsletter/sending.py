@@ -288,7 +288,7 @@ def send(
         for kind, view, readers in batches:
             yield functools.partial(rendering, kind, view), view.categories, readers
 
-    for_you = ForYou(svc, base_digest.sections)
+    for_you = ForYou(svc, base_digest.sections, date)
     _mail(
         svc,
         issue_id,

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     llm_retry_wait: float = Field(default=2.0, ge=0)
     llm_retry_max_wait: float = Field(default=60.0, ge=0)
     llm_json_mode: Literal["auto", "schema", "prompt"] = "auto"
+    # "For you" with embeddings (any litellm embedding model, e.g. openai/text-embedding-3-small);
+    # empty = BM25 offline. Endpoint and key default to the LLM's.
+    embedding_model: str = ""
+    embedding_api_base: str = ""
+    embedding_api_key: str = ""
+    embedding_batch_size: int = Field(default=96, ge=1, le=2048)
 
     # One of BUILTIN_BACKENDS, or a MailBackend subclass as "package.module:Class".
     mail_backend: str = "file"

@@ -10,13 +10,21 @@ Like a real server it honours ``max_tokens`` (about 4 characters a token): an
 answer longer than the cap is cut and ends with ``finish_reason: "length"``.
 ``slots = 1`` makes it serve one request at a time, the others waiting in its
 queue, as a local server with one slot does. Every request is recorded and counted.
+
+``/v1/embeddings`` answers every input with a deterministic vector (``fake_vector``: a
+bag of its words hashed into EMBED_DIMS dimensions), as floats or base64 as asked;
+its requests are recorded with task "embed" and can be scripted ("status", "ok").
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -55,6 +63,19 @@ KINDS = {
     *REPORT_KINDS,
 }
 CHUNK_CHARS = 16
+EMBED_DIMS = 64
+_WORD = re.compile(r"[a-z0-9]{2,}")
+
+
+def fake_vector(text: str) -> list[float]:
+    """A deterministic embedding: each word (a trailing "s" dropped) adds 1 to a hashed
+    dimension, so texts sharing words point the same way; never all zeros."""
+    vector = [0.0] * EMBED_DIMS
+    vector[0] = 0.01
+    for word in _WORD.findall(text.lower()):
+        stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
+        vector[int(hashlib.md5(stem.encode()).hexdigest(), 16) % EMBED_DIMS] += 1.0
+    return vector
 
 
 @dataclass(frozen=True)
@@ -208,7 +229,40 @@ class FakeLLMServer:
                 with self._lock:
                     self.server_seconds += time.perf_counter() - started
 
+        @app.post("/v1/embeddings")
+        async def embeddings(request: Request) -> Response:
+            return await self._embed(request)
+
         return app
+
+    async def _embed(self, request: Request) -> Response:
+        body = await request.json()
+        step = self._next_step("embed")
+        with self._lock:
+            self.seen.append(Seen("embed", step.kind, body))
+        if step.kind == "status":
+            return JSONResponse(
+                {"error": {"message": f"scripted HTTP {step.status}", "type": "fake"}},
+                status_code=step.status,
+                headers=step.headers,
+            )
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        rows = []
+        for index, text in enumerate(texts):
+            vector: Any = fake_vector(str(text))
+            if body.get("encoding_format") == "base64":
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                vector = base64.b64encode(packed).decode("ascii")
+            rows.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(str(t)) // 4 + 1 for t in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": rows,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _complete(self, request: Request, slot: asyncio.Semaphore | None) -> Response:
         body = await request.json()
