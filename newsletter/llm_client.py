@@ -61,6 +61,10 @@ TIMEOUT_HINT = (
     "lower NEWSLETTER_LLM_BATCH_SIZE, or set NEWSLETTER_LLM_CONCURRENCY to the server's "
     "parallel slots (1 for a local server with one slot)"
 )
+#: A way of asking found failing is skipped by later runs for this long, then tried again
+#: (a model served anew, a provider's fix); stored in the answer cache under this name.
+FAILING_KEPT = dt.timedelta(days=7)
+FAILING_WAY = "failing-way"
 _RETRIED = {"rate_limited", "server", "unreachable"}
 
 
@@ -94,7 +98,7 @@ class LLMClient:
     _schema_support: dict[str, bool] = field(default_factory=dict, init=False)
     _health: ModelHealth = field(default_factory=ModelHealth, init=False)
     #: Which ways of asking worked in this run (a report's answer formats).
-    track: TrackRecord = field(default_factory=TrackRecord, init=False)
+    track: TrackRecord = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _gate: CallGate = field(init=False)
     _ledger: CallLedger = field(init=False)
@@ -103,6 +107,7 @@ class LLMClient:
     def __post_init__(self) -> None:
         self._gate = CallGate(self.settings.llm_concurrency)
         self._ledger = CallLedger(self.engine, self.day)
+        self.track = TrackRecord(recall=self._recall_failing, keep=self._keep_failing)
 
     @property
     def model(self) -> str:
@@ -218,6 +223,17 @@ class LLMClient:
             return list(pool.map(fn, items))
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _recall_failing(self, way: str) -> bool:
+        """Whether an earlier run found ``way`` failing, less than FAILING_KEPT ago."""
+        key = hashlib.sha256(way.encode("utf-8")).hexdigest()
+        at = llm_store.answered_at(self.engine, self.model, FAILING_WAY, 1, key)
+        return at is not None and dt.datetime.now(dt.UTC) - at < FAILING_KEPT
+
+    def _keep_failing(self, way: str) -> None:
+        key = hashlib.sha256(way.encode("utf-8")).hexdigest()
+        log.info("%s does not work for %s; later runs skip it for a while", way, self.model)
+        llm_store.store_answer(self.engine, self.model, FAILING_WAY, 1, key, way, self.model)
 
     def _within_budget(self, purpose: str) -> None:
         """Raise LLMUnavailable once this run spent NEWSLETTER_LLM_RUN_BUDGET seconds.

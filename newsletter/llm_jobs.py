@@ -99,26 +99,50 @@ FAILURES_BEFORE_SKIP = 2
 
 
 class TrackRecord:
-    """Which ways of asking (e.g. a report's answer formats) worked in this run.
+    """Which ways of asking (e.g. a report's answer formats) work for the model.
 
     A slow model spends a minute on each answer it cannot get right; asking every
     category in a format it already failed at costs the run that much each time, so
-    callers skip a way that failed and never worked in this run.
+    callers skip a way that failed FAILURES_BEFORE_SKIP times and never worked. Such
+    a verdict is kept (``keep``) and recalled by later runs (``recall``), which then
+    skip the way from their first category on.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        recall: Callable[[str], bool] | None = None,
+        keep: Callable[[str], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, list[int]] = {}
+        self._recalled: dict[str, bool] = {}
+        self._recall, self._keep = recall, keep
 
     def note(self, way: str, ok: bool) -> None:
         with self._lock:
-            self._counts.setdefault(way, [0, 0])[0 if ok else 1] += 1
+            counts = self._counts.setdefault(way, [0, 0])
+            counts[0 if ok else 1] += 1
+            verdict = counts == [0, FAILURES_BEFORE_SKIP]
+        if verdict and self._keep is not None:
+            self._keep(way)
 
     def failing(self, way: str) -> bool:
-        """True when ``way`` failed FAILURES_BEFORE_SKIP times in this run and never worked."""
+        """True when ``way`` failed in this run (or an earlier one) and never worked."""
         with self._lock:
             ok, failed = self._counts.get(way, (0, 0))
-        return failed >= FAILURES_BEFORE_SKIP and ok == 0
+        if ok:
+            return False
+        if failed >= FAILURES_BEFORE_SKIP:
+            return True
+        if self._recall is None:
+            return False
+        with self._lock:
+            known = self._recalled.get(way)
+        if known is None:
+            known = self._recall(way)
+            with self._lock:
+                self._recalled[way] = known
+        return known
 
 
 class ModelHealth:

@@ -121,6 +121,24 @@ def cached_answer(
     return None if row is None else (str(row[0]), str(row[1]))
 
 
+def answered_at(
+    engine: Engine, model: str, prompt: str, version: int, input_hash: str
+) -> dt.datetime | None:
+    """When this question was first answered (stored), if it was."""
+    with engine.connect() as conn:
+        found: dt.datetime | None = conn.execute(
+            sa.select(CACHE.c.created_at).where(
+                CACHE.c.model == model,
+                CACHE.c.prompt == prompt,
+                CACHE.c.version == version,
+                CACHE.c.input_hash == input_hash,
+            )
+        ).scalar()
+    if found is None:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=dt.UTC)
+
+
 def store_answer(
     engine: Engine,
     model: str,

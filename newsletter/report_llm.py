@@ -30,7 +30,7 @@ from newsletter.llm import token_count
 from newsletter.llm_answers import AnswerRejected, answer_schema, sections
 from newsletter.llm_client import LLMClient
 from newsletter.llm_jobs import Mode
-from newsletter.llm_prompts import Prompt, data_json, render_prompt
+from newsletter.llm_prompts import Prompt, data_json, prompt_version, render_prompt
 from newsletter.models import CategoryReport, NotablePaper, Paper
 from newsletter.report_language import is_latin, language_name, script_problem
 from newsletter.report_notes import notes_report
@@ -361,9 +361,15 @@ def llm_report(
     check = report_check(language, papers)
     failure: LLMError | None = None
     for step, mode in enumerate(rungs):
-        way = f"report:{client.model}:{language}:{mode}"
+        way = (
+            f"report:{mode}:v{prompt_version('report')}.{prompt_version('report_text')}:{language}"
+        )
         if client.track.failing(way):
-            log.info("%s: skipping the %s format, which failed in this run", category.slug, mode)
+            log.info(
+                "%s: skipping the %s format, which keeps failing for this model",
+                category.slug,
+                mode,
+            )
             continue
         while True:
             try:

@@ -121,3 +121,19 @@ def test_a_note_loses_a_copied_title_in_front_and_numbered_lines_are_read_lenien
     assert lines.lines == ["첫째 줄", "둘째 줄"]
     assert lines_parser(1)("하나의 문장입니다.").lines == ["하나의 문장입니다."]
     assert json.loads(lines.model_dump_json())["lines"][1] == "둘째 줄"
+
+
+def test_a_later_run_skips_the_formats_that_kept_failing_from_its_first_category(
+    llm_client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    grouped = {slug: tuple(day_of(2 + i)) for i, slug in enumerate(["nlp", "llm"])}
+    llm_server.script(*[Step("wrong_language", task="report")] * (2 * WHOLE_REPORT_RUNGS))
+    write_reports(grouped, TAXONOMY, "ko", llm_client)
+    llm_server.reset()
+    later = LLMClient(llm_client.settings, llm_client.engine, llm_client.day)
+    report = llm_report(TAXONOMY.get("computer-vision"), day_of(4), "ko", later)
+    assert report.made_by == "openai/test-model"
+    assert llm_server.count_of("report") == 0  # straight to the notes, no whole-report format
+    # English was never tried: it climbs the ladder as usual
+    llm_report(TAXONOMY.get("computer-vision"), day_of(4), "en", later)
+    assert llm_server.count_of("report") == 1
