@@ -1,6 +1,7 @@
 """How well "For you" finds a reader's topic: precision@5 on a generated day.
 
 python -m bench.foryou [--papers-per-topic 200] [--readers 3000]
+python -m bench.foryou --send [--send-readers 100000] [--sets 20] [--latency 0.3]
 
 The day (``bench.foryou_day``) has ten known topics in six categories; every reader
 describes one topic in words its titles never use, by free text, liked papers, or
@@ -9,6 +10,7 @@ of a reader's five picks that are of their topic (a missing pick counts as a mis
 averaged over readers. Target from the issue: >= 0.8 offline. With
 NEWSLETTER_EMBEDDING_MODEL set (and NEWSLETTER_LLM_API_BASE/_KEY as for the LLM), the
 same day is ranked with embeddings too and that figure printed beside it.
+``--send`` measures a whole send with "For you" blocks instead (``bench.foryou_send``).
 """
 
 from __future__ import annotations
@@ -106,7 +108,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers-per-topic", type=int, default=200)
     parser.add_argument("--readers", type=int, default=3000)
+    parser.add_argument(
+        "--send", action="store_true", help="the send at scale instead (bench.foryou_send)"
+    )
+    parser.add_argument("--send-readers", type=int, default=100_000)
+    parser.add_argument("--sets", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument(
+        "--without-interests", action="store_true", help="--send with nobody's interests"
+    )
     args = parser.parse_args(argv)
+    if args.send:
+        from bench.foryou_send import run
+
+        some = not args.without_interests
+        if not run(args.send_readers, args.sets, args.latency, args.papers_per_topic, some):
+            raise SystemExit(1)
+        return
 
     from newsletter.foryou import Day
 

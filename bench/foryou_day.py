@@ -25,6 +25,8 @@ class Topic:
     slug: str  # its category
     title: tuple[str, ...]
     abstract: tuple[str, ...]
+    #: The arXiv class its papers are announced in (the send benchmark's rules sort by it).
+    arxiv: str = ""
     #: Words a reader may use that no paper of the day contains (they match nothing).
     unseen: tuple[str, ...] = ()
 
@@ -34,60 +36,70 @@ TOPICS: dict[str, Topic] = {
         "ai-for-science",
         ("protein", "folding", "structure", "prediction", "biology"),
         ("residue", "amino", "acid", "backbone", "conformation", "binding", "enzyme", "sequence"),
+        "physics.comp-ph",
         ("biochemistry", "proteomics", "biophysics"),
     ),
     "weather": Topic(
         "ai-for-science",
         ("weather", "forecasting", "climate", "global", "atmosphere"),
         ("precipitation", "reanalysis", "cyclone", "temperature", "ensemble", "meteorological"),
+        "physics.data-an",
         ("meteorology", "nowcasting", "hydrology"),
     ),
     "image-gen": Topic(
         "computer-vision",
         ("image", "synthesis", "generation", "visual", "editing"),
         ("denoising", "latent", "pixel", "text-to-image", "sampler", "guidance", "diffusion"),
+        "cs.CV",
         ("artwork", "photorealism", "creative"),
     ),
     "detection": Topic(
         "computer-vision",
         ("object", "detection", "segmentation", "scene", "open-vocabulary"),
         ("bounding", "boxes", "instance", "mask", "lidar", "anchors", "pedestrian"),
+        "eess.IV",
         ("perception", "surveillance", "localisation"),
     ),
     "grasping": Topic(
         "robotics",
         ("robot", "manipulation", "grasping", "dexterous", "hands"),
         ("gripper", "tactile", "teleoperation", "demonstrations", "pick", "place", "contact"),
+        "cs.RO",
         ("grippers", "handling", "warehouse"),
     ),
     "locomotion": Topic(
         "robotics",
         ("legged", "locomotion", "quadruped", "terrain", "walking"),
         ("gait", "sim-to-real", "torque", "actuator", "stairs", "policy", "balance"),
+        "cs.MA",
         ("animals", "biped", "hiking"),
     ),
     "tokenizer": Topic(
         "nlp",
         ("tokenization", "vocabulary", "multilingual", "subword", "text"),
         ("byte", "pair", "encoding", "morphology", "script", "compression", "languages"),
+        "cs.CL",
         ("linguistics", "unicode", "scripts"),
     ),
     "agents": Topic(
         "llm",
         ("agents", "tool", "planning", "autonomous", "workflows"),
         ("api", "calls", "browser", "web", "function", "calling", "trajectory", "policy"),
+        "cs.LO",
         ("automation", "assistants", "orchestration"),
     ),
     "alignment": Topic(
         "llm",
         ("alignment", "preference", "feedback", "reward", "safety"),
         ("human", "raters", "rlhf", "dpo", "pairwise", "comparisons", "harmless", "helpful"),
+        "cs.CY",
         ("ethics", "values", "annotators"),
     ),
     "privacy": Topic(
         "security",
         ("privacy", "attack", "membership", "inference", "leakage"),
         ("differential", "epsilon", "noise", "federated", "clients", "gradient", "memorization"),
+        "cs.CR",
         ("confidentiality", "anonymity", "gdpr"),
     ),
 }
@@ -135,7 +147,18 @@ def day(
             arxiv_id = f"2411.{n:05d}"
             title = " ".join(rng.sample(topic.title, 3)).capitalize()
             authors = (f"Author {n}", "Second Author") if n % 3 else (f"Author {n}",)
-            papers.append(Paper(arxiv_id, title, _abstract(rng, topic), authors, DATE))
+            papers.append(
+                Paper(
+                    arxiv_id,
+                    title,
+                    _abstract(rng, topic),
+                    authors,
+                    DATE,
+                    primary_class=topic.arxiv,
+                    classes=(topic.arxiv,),
+                    abs_url=f"https://arxiv.org/abs/{arxiv_id}",
+                )
+            )
             categories[arxiv_id] = [topic.slug]
             topic_of[arxiv_id] = name
     rng.shuffle(papers)

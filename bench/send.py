@@ -200,6 +200,9 @@ def child(url: str, double: str, batch_size: int) -> None:
                 "requests": backend.requests,
                 "in_flight": report.in_flight // max(1, backend.max_batch),
                 "peak_mb": peak_kb / 1024,
+                "renders": report.renders,
+                "for_you_ranked": report.for_you_ranked,
+                "for_you_blocks": report.for_you_blocks,
             }
         )
     )

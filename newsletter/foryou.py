@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol
 
+from newsletter.foryou_matrix import Matrix, Queries, nearest, row_dots, unit_rows
 from newsletter.models import Paper
 from newsletter.render import paper_url
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
     from scipy import sparse
 
-#: A scipy sparse CSR matrix (the lexical space) or a dense numpy array (embeddings).
-Matrix: TypeAlias = Any
 
 #: Picks per reader.
 K = 5
@@ -39,6 +38,8 @@ K = 5
 MAX_TERMS = 3
 #: Characters of a liked paper's title in a reason ("close to your paper: ...").
 NEAR_CHARS = 90
+#: Readers scored at once: the dense block of scores is SCORE_ROWS x papers.
+SCORE_ROWS = 256
 
 
 class LikedLike(Protocol):
@@ -102,42 +103,6 @@ def _reason(terms: Sequence[str], near: str) -> str:
     return "close to your interests"
 
 
-def _unit_rows(matrix: Any) -> Any:
-    """``matrix`` with each non-zero row scaled to length 1 (sparse or dense)."""
-    import numpy as np
-    from scipy import sparse
-
-    if sparse.issparse(matrix):
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        return sparse.csr_matrix(sparse.diags(scale.astype(np.float32)) @ matrix)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
-def _row_dots(left: Any, right: Any, li: NDArray[np.intp], ri: NDArray[np.intp]) -> Any:
-    """``left[li[n]] . right[ri[n]]`` for every n, in one vectorised step."""
-    import numpy as np
-    from scipy import sparse
-
-    if sparse.issparse(left):
-        return np.asarray(left[li].multiply(right[ri]).sum(axis=1)).ravel()
-    return np.einsum("ij,ij->i", left[li], right[ri])
-
-
-@dataclass(frozen=True)
-class _Queries:
-    """A batch of readers as matrices: text rows, mean-of-liked rows, every liked row."""
-
-    ids: list[int]
-    text: Matrix  # readers x dims, unit rows (zero: no text)
-    mean: Matrix  # readers x dims, unit rows (zero: no liked paper)
-    liked: Matrix  # all liked papers x dims, unit rows
-    starts: NDArray[np.intp]  # reader n's liked rows are starts[n]:starts[n + 1]
-    titles: list[str]  # title of each liked row
-    words: list[str]  # each reader's free text
-
-
 class Day:
     """One day's papers as matrices, built once and asked for any number of batches.
 
@@ -159,6 +124,7 @@ class Day:
 
         unique = list({p.arxiv_id: p for p in papers}.values())
         self.papers = unique
+        self._urls = [paper_url(p) for p in unique]
         self.categories = [tuple(paper_categories.get(p.arxiv_id, ())) for p in unique]
         slugs = sorted({s for cats in self.categories for s in cats})
         self._slug_index = {s: n for n, s in enumerate(slugs)}
@@ -187,7 +153,7 @@ class Day:
         self._dims = width
         self._dense: Matrix = None
         if vectors is not None and unique:
-            self._dense = _unit_rows(
+            self._dense = unit_rows(
                 np.vstack([np.asarray(vectors[paper_text(p)], dtype=np.float32) for p in unique])
             )
 
@@ -207,11 +173,11 @@ class Day:
             (np.ones(len(rows), dtype=np.float32), (rows, cols)),
             shape=(len(texts), self._dims),
         )
-        return _unit_rows(binary)
+        return unit_rows(binary)
 
     def _queries(
         self, interests: Mapping[int, InterestsLike], vectors: Mapping[str, Any] | None
-    ) -> tuple[_Queries, _Queries | None]:
+    ) -> tuple[Queries, Queries | None]:
         """The readers as lexical queries, and as embedding queries when vectors are given."""
         import numpy as np
         from scipy import sparse
@@ -230,10 +196,10 @@ class Day:
             shape=(len(ids), len(flat)),
         )
         liked_rows = self._terms(flat)
-        lexical = _Queries(
+        lexical = Queries(
             ids,
             self._terms(texts),
-            _unit_rows(sparse.csr_matrix(mean_of @ liked_rows)),
+            unit_rows(sparse.csr_matrix(mean_of @ liked_rows)),
             liked_rows,
             starts,
             titles,
@@ -248,13 +214,13 @@ class Day:
                 np.asarray(vectors[d], dtype=np.float32) if d else np.zeros(dims, np.float32)
                 for d in docs
             ]
-            return _unit_rows(np.vstack(found)) if found else np.zeros((0, dims), np.float32)
+            return unit_rows(np.vstack(found)) if found else np.zeros((0, dims), np.float32)
 
         liked_dense = embedded(flat)
-        dense = _Queries(
+        dense = Queries(
             ids,
             embedded(texts),
-            _unit_rows(mean_of @ liked_dense),
+            unit_rows(mean_of @ liked_dense),
             liked_dense,
             starts,
             titles,
@@ -299,18 +265,24 @@ class Day:
         lexical, dense = self._queries(interests, vectors)
         space = dense or lexical
         papers = self._dense if dense is not None else self._weights
-        product = (space.text + space.mean) @ papers.T
-        dense_product = product.toarray() if hasattr(product, "toarray") else product
-        scores = np.asarray(dense_product, dtype=np.float32)
         mask = self._allowed_mask(lexical.ids, allowed)
-        if mask is not None:
-            scores[~mask] = 0.0
-        k = min(k, scores.shape[1])
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(scores, best, axis=1)
-        order = np.argsort(-top, axis=1, kind="stable")
-        best = np.take_along_axis(best, order, axis=1)
-        top = np.take_along_axis(top, order, axis=1)
+        k = min(k, len(self.papers))
+        best = np.zeros((len(lexical.ids), k), dtype=np.intp)
+        top = np.zeros((len(lexical.ids), k), dtype=np.float32)
+        # A few hundred readers at a time: the dense readers x papers block stays small.
+        for start in range(0, len(lexical.ids), SCORE_ROWS):
+            rows = slice(start, start + SCORE_ROWS)
+            product = (space.text[rows] + space.mean[rows]) @ papers.T
+            scores = np.asarray(
+                product.toarray() if hasattr(product, "toarray") else product, dtype=np.float32
+            )
+            if mask is not None:
+                scores[~mask[rows]] = 0.0
+            chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            found = np.take_along_axis(scores, chosen, axis=1)
+            order = np.argsort(-found, axis=1, kind="stable")
+            best[rows] = np.take_along_axis(chosen, order, axis=1)
+            top[rows] = np.take_along_axis(found, order, axis=1)
         reader_at, slot = np.nonzero(top > 0)
         paper_at = best[reader_at, slot]
         return self._picks(
@@ -319,8 +291,8 @@ class Day:
 
     def _picks(
         self,
-        lexical: _Queries,
-        space: _Queries,
+        lexical: Queries,
+        space: Queries,
         papers: Any,
         reader_at: NDArray[np.intp],
         paper_at: NDArray[np.intp],
@@ -331,28 +303,24 @@ class Day:
         liked papers weigh more than the text in the pick's score."""
         import numpy as np
 
-        from_text = _row_dots(space.text, papers, reader_at, paper_at)
-        from_liked = _row_dots(space.mean, papers, reader_at, paper_at)
+        from_text = row_dots(space.text, papers, reader_at, paper_at)
+        from_liked = row_dots(space.mean, papers, reader_at, paper_at)
         terms = self._matched_terms(lexical, reader_at, paper_at)
         words: dict[int, dict[int, str]] = {}
-        near: dict[int, str] = {}
         by_liked = np.nonzero(from_liked > from_text)[0]
-        for reader in np.unique(reader_at[by_liked]):
-            start, end = space.starts[reader], space.starts[reader + 1]
-            if end == start:
-                continue
-            mine = by_liked[reader_at[by_liked] == reader]
-            sims = space.liked[start:end] @ papers[paper_at[mine]].T
-            sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
-            for column, pick in enumerate(mine):
-                near[int(pick)] = space.titles[start + int(np.argmax(sims[:, column]))]
+        near = nearest(space, papers, reader_at[by_liked], paper_at[by_liked])
+        near_of = {
+            int(p): space.titles[int(row)]
+            for p, row in zip(by_liked, near, strict=True)
+            if row >= 0
+        }
         out: dict[int, list[Pick]] = {i: [] for i in lexical.ids}
         for n, (reader, paper) in enumerate(zip(reader_at, paper_at, strict=True)):
             rid, item = lexical.ids[reader], self.papers[paper]
             cats = self.categories[paper]
             mine_cats = allowed.get(rid, set()) if allowed is not None else set(cats)
             category = next((c for c in cats if c in mine_cats), cats[0] if cats else "")
-            title = " ".join(near.get(n, "").split())
+            title = " ".join(near_of.get(n, "").split())
             if len(title) > NEAR_CHARS:
                 title = title[: NEAR_CHARS - 1].rstrip() + "…"
             if reader not in words:
@@ -362,7 +330,7 @@ class Day:
                 Pick(
                     paper_id=item.arxiv_id,
                     title=item.title,
-                    url=paper_url(item),
+                    url=self._urls[paper],
                     byline=item.short_authors,
                     category=category,
                     reason=_reason(shown_terms, title),
@@ -374,7 +342,7 @@ class Day:
         return out
 
     def _matched_terms(
-        self, lexical: _Queries, reader_at: NDArray[np.intp], paper_at: NDArray[np.intp]
+        self, lexical: Queries, reader_at: NDArray[np.intp], paper_at: NDArray[np.intp]
     ) -> list[tuple[int, ...]]:
         """Per pick, the terms of the reader's text that weigh most in the paper."""
         import numpy as np

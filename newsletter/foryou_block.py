@@ -17,8 +17,9 @@ from html import escape
 
 from newsletter import i18n
 from newsletter.categories import Taxonomy
+from newsletter.errors import UnknownCategoryError
 from newsletter.foryou import Pick
-from newsletter.mailtext import plain_text
+from newsletter.mailtext import WIDTH, plain_text
 from newsletter.richtext import clean_line, safe_url
 
 #: Bytes (as SendGrid counts them: JSON, non-ASCII escaped) the block's two parts may take,
@@ -62,61 +63,93 @@ class ForYouBlock:
     text: str
 
 
-def _why(pick: Pick, t: dict[str, str]) -> str:
-    if pick.near:
-        return t["for_you_near"].format(title=clean_line(pick.near, TITLE_CHARS))
-    if pick.terms:
-        words = ", ".join(clean_line(w, TERM_CHARS) for w in pick.terms if w)
-        return t["for_you_matches"].format(terms=words)
-    return t["for_you_close"]
+class BlockMaker:
+    """Blocks in one language. A paper is in many readers' blocks, so its lines (title,
+    byline, category: cleaned, escaped, wrapped) are made once and kept; only the reason
+    and the reader's link are made per reader."""
 
+    def __init__(self, taxonomy: Taxonomy, language: str) -> None:
+        self.taxonomy = taxonomy
+        self.language = language
+        self.t = i18n.texts(language)
+        self._papers: dict[tuple[str, str], tuple[str, list[str], list[str]]] = {}
 
-def _where(pick: Pick, taxonomy: Taxonomy, language: str) -> str:
-    byline = clean_line(pick.byline, BYLINE_CHARS)
-    if pick.category not in taxonomy.slugs:
-        return byline
-    category = taxonomy.get(pick.category)
-    shown = f"{category.emoji} {category.name(language)}".strip()
-    return f"{byline} · {shown}" if byline else shown
+    def _paper(self, pick: Pick) -> tuple[str, list[str], list[str]]:
+        """A picked paper's html up to the reason, and its text lines before and after it
+        (the first line numbered "0.")."""
+        key = (pick.paper_id, pick.category)
+        if key not in self._papers:
+            title = clean_line(pick.title, TITLE_CHARS) or pick.paper_id
+            url = safe_url(pick.url)
+            where = self._where(pick)
+            head = (
+                f'<a href="{escape(url)}" style="{_TITLE}">{escape(title)}</a>'
+                if url
+                else f'<b style="font-weight:600;">{escape(title)}</b>'
+            )
+            html = f'<li style="{_LI}">{head}<div class="mu" style="{_MU}">{escape(where)}<br>'
+            lines = plain_text(f"  0. {title}\n     {where}\n").splitlines()
+            self._papers[key] = (html, lines, [f"     {url}"] if url else [])
+        return self._papers[key]
 
+    def _where(self, pick: Pick) -> str:
+        byline = clean_line(pick.byline, BYLINE_CHARS)
+        try:
+            category = self.taxonomy.get(pick.category)
+        except UnknownCategoryError:
+            return byline
+        shown = f"{category.emoji} {category.name(self.language)}".strip()
+        return f"{byline} · {shown}" if byline else shown
 
-def _html(picks: Sequence[Pick], taxonomy: Taxonomy, language: str, manage_url: str) -> str:
-    t = i18n.texts(language)
-    link = f"{manage_url}{ANCHOR}"
-    items = []
-    for pick in picks:
-        title = escape(clean_line(pick.title, TITLE_CHARS) or pick.paper_id)
-        url = safe_url(pick.url)
-        head = (
-            f'<a href="{escape(url)}" style="{_TITLE}">{title}</a>'
-            if url
-            else f'<b style="font-weight:600;">{title}</b>'
+    def _why(self, pick: Pick) -> str:
+        if pick.near:
+            return self.t["for_you_near"].format(title=clean_line(pick.near, TITLE_CHARS))
+        if pick.terms:
+            words = ", ".join(clean_line(w, TERM_CHARS) for w in pick.terms if w)
+            return self.t["for_you_matches"].format(terms=words)
+        return self.t["for_you_close"]
+
+    def _html(self, picks: Sequence[Pick], reasons: list[str], manage_url: str) -> str:
+        t = self.t
+        items = "".join(
+            f"{self._paper(pick)[0]}{escape(why)}</div></li>"
+            for pick, why in zip(picks, reasons, strict=True)
         )
-        items.append(
-            f'<li style="{_LI}">{head}'
-            f'<div class="mu" style="{_MU}">{escape(_where(pick, taxonomy, language))}</div>'
-            f'<div class="mu" style="{_MU}">{escape(_why(pick, t))}</div></li>'
+        return (
+            f'{_MSO_OPEN}<div style="{_OUTER}"><div class="cd tx" style="{_CARD}">'
+            f'<h2 style="{_H2}">✨ {escape(t["for_you"])}</h2>'
+            f'<div class="mu" style="{_MU}">{escape(t["for_you_intro"])} · '
+            f'<a href="{escape(manage_url + ANCHOR)}" style="{_LINK}">'
+            f"{escape(t['for_you_tune'])}</a></div>"
+            f'<ol style="{_OL}">{items}</ol></div></div>{_MSO_CLOSE}'
         )
-    return (
-        f'{_MSO_OPEN}<div style="{_OUTER}"><div class="cd tx" style="{_CARD}">'
-        f'<h2 style="{_H2}">✨ {escape(t["for_you"])}</h2>'
-        f'<div class="mu" style="{_MU}">{escape(t["for_you_intro"])} · '
-        f'<a href="{escape(link)}" style="{_LINK}">{escape(t["for_you_tune"])}</a></div>'
-        f'<ol style="{_OL}">{"".join(items)}</ol></div></div>{_MSO_CLOSE}'
-    )
 
+    def _text(self, picks: Sequence[Pick], reasons: list[str], manage_url: str) -> str:
+        t = self.t
+        lines = [f"✨ {t['for_you']}: {t['for_you_intro']}"]
+        for n, (pick, why) in enumerate(zip(picks, reasons, strict=True), start=1):
+            _, (first, *rest), tail = self._paper(pick)
+            reason = f"     {why}"
+            lines += [f"  {n}.{first[4:]}", *rest]
+            lines += plain_text(reason).splitlines() if len(reason) > WIDTH else [reason]
+            lines += tail
+        lines.append(f"{t['for_you_tune']}:")
+        lines.append(f"{manage_url}{ANCHOR}")
+        return "\n".join(lines) + "\n"
 
-def _text(picks: Sequence[Pick], taxonomy: Taxonomy, language: str, manage_url: str) -> str:
-    t = i18n.texts(language)
-    lines = [f"✨ {t['for_you']}: {t['for_you_intro']}"]
-    for n, pick in enumerate(picks, start=1):
-        lines.append(f"  {n}. {clean_line(pick.title, TITLE_CHARS) or pick.paper_id}")
-        lines.append(f"     {_where(pick, taxonomy, language)}")
-        lines.append(f"     {_why(pick, t)}")
-        if url := safe_url(pick.url):
-            lines.append(f"     {url}")
-    lines.append(f"{t['for_you_tune']}: {manage_url}{ANCHOR}")
-    return plain_text("\n".join(lines) + "\n")
+    def block(self, picks: Sequence[Pick], manage_url: str) -> ForYouBlock | None:
+        """The block of ``picks`` (None without picks); the last picks are left out while
+        the block is over ``BUDGET``."""
+        kept = list(picks)
+        reasons = [self._why(p) for p in kept]
+        while kept:
+            html = self._html(kept, reasons, manage_url)
+            text = self._text(kept, reasons, manage_url)
+            if substitution_bytes(html, text) <= BUDGET:
+                return ForYouBlock(tuple(kept), html, text)
+            kept.pop()
+            reasons.pop()
+        return None
 
 
 def substitution_bytes(*values: str) -> int:
@@ -127,16 +160,8 @@ def substitution_bytes(*values: str) -> int:
 def render_block(
     picks: Sequence[Pick], taxonomy: Taxonomy, language: str, manage_url: str
 ) -> ForYouBlock | None:
-    """The block of ``picks`` in ``language`` (None without picks); the last picks are left
-    out while the block is over ``BUDGET``."""
-    kept = list(picks)
-    while kept:
-        html = _html(kept, taxonomy, language, manage_url)
-        text = _text(kept, taxonomy, language, manage_url)
-        if substitution_bytes(html, text) <= BUDGET:
-            return ForYouBlock(tuple(kept), html, text)
-        kept.pop()
-    return None
+    """One reader's block (see ``BlockMaker.block``; a send keeps one maker per language)."""
+    return BlockMaker(taxonomy, language).block(picks, manage_url)
 
 
 def _line(sentence: str, label: str, manage_url: str) -> tuple[str, str]:

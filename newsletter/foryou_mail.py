@@ -16,7 +16,7 @@ from typing import Any
 
 from newsletter.app import Services
 from newsletter.foryou import Day, Pick, paper_text, reader_texts
-from newsletter.foryou_block import invitation, nothing_today, render_block
+from newsletter.foryou_block import BlockMaker, invitation, nothing_today
 from newsletter.foryou_vectors import Embedder
 from newsletter.models import CategorySection, Paper, RenderedIssue
 from subscribers.interests import Interests, interests_for
@@ -50,6 +50,7 @@ class ForYou:
         self.embedder = (
             Embedder(svc.engine, svc.settings, date) if svc.settings.embedding_model else None
         )
+        self._makers: dict[str, BlockMaker] = {}
         #: Readers ranked and blocks made, for the operator's log line.
         self.ranked = 0
         self.blocks = 0
@@ -104,12 +105,15 @@ class ForYou:
         found = interests_for(self.svc.engine, [sid for sid, _ in readers])
         picks = self.rank(found, categories)
         language = rendered.language or self.svc.settings.language
+        if language not in self._makers:
+            self._makers[language] = BlockMaker(self.svc.taxonomy, language)
+        maker = self._makers[language]
         out: dict[int, dict[str, str]] = {}
         for sid, manage_url in readers:
             mine = picks.get(sid)
             if mine is None:
                 html, text = invitation(language, manage_url)
-            elif block := render_block(mine, self.svc.taxonomy, language, manage_url):
+            elif block := maker.block(mine, manage_url):
                 self.blocks += 1
                 html, text = block.html, block.text
             else:
