@@ -24,6 +24,7 @@ import datetime as dt
 import email.utils
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -84,9 +85,27 @@ class Request:
     stream: bool = True
 
 
+#: A streamed answer that ends in one short piece said over and over, across this many
+#: characters, is a loop: a small model that starts one seldom stops before its cap, and
+#: at a few tokens a second the cap is minutes away. The stream is closed there.
+LOOP_SPAN = 240
+_REPEATS = re.compile(r"(.{1,80}?)\1{7,}", re.S)
+_LOOP_CHECK_EVERY = 64
+
+
+def looping(text: str) -> bool:
+    """True when the end of ``text`` is one piece of 1-80 characters repeated over LOOP_SPAN."""
+    window = text[-(LOOP_SPAN + 160) :]
+    return any(
+        m.end() - m.start() >= LOOP_SPAN and m.end() >= len(window) - 80
+        for m in _REPEATS.finditer(window)
+    )
+
+
 @dataclass(frozen=True)
 class Reply:
-    """A model's answer and what it cost; ``capped`` when it stopped at ``max_tokens``."""
+    """A model's answer and what it cost; ``capped`` when it stopped at ``max_tokens`` or
+    was cut off because it repeated itself (``looped``)."""
 
     content: str
     model: str
@@ -96,10 +115,11 @@ class Reply:
     duration_ms: float
     first_token_ms: float
     finish_reason: str
+    looped: bool = False
 
     @property
     def capped(self) -> bool:
-        return self.finish_reason == "length"
+        return self.finish_reason == "length" or self.looped
 
 
 class CallFailed(Exception):
@@ -129,13 +149,25 @@ def complete(request: Request) -> Reply:
         kwargs["response_format"] = request.response_format
     started = time.perf_counter()
     first = 0.0
+    looped = False
     try:
         if request.stream:
             chunks: list[Any] = []
-            for chunk in lm.completion(**kwargs, stream=True):
-                if not first and _has_text(chunk):
+            text, unchecked = "", 0
+            stream = lm.completion(**kwargs, stream=True)
+            for chunk in stream:
+                piece = _text_of(chunk)
+                if not first and piece:
                     first = time.perf_counter()
                 chunks.append(chunk)
+                text += piece
+                unchecked += len(piece)
+                if unchecked >= _LOOP_CHECK_EVERY:
+                    unchecked = 0
+                    if looping(text):
+                        looped = True
+                        stream.close()  # the server stops writing when the client leaves
+                        break
             response = lm.stream_chunk_builder(chunks, messages=request.messages)
             if response is None:
                 raise CallFailed("server", "the stream ended without an answer")
@@ -159,6 +191,7 @@ def complete(request: Request) -> Reply:
         duration_ms=(ended - started) * 1000,
         first_token_ms=((first or ended) - started) * 1000,
         finish_reason=str(getattr(choice, "finish_reason", "") or ""),
+        looped=looped,
     )
 
 
@@ -205,10 +238,10 @@ def _field(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
-def _has_text(chunk: Any) -> bool:
+def _text_of(chunk: Any) -> str:
     choices = getattr(chunk, "choices", None) or []
     delta = getattr(choices[0], "delta", None) if choices else None
-    return bool(getattr(delta, "content", None))
+    return str(getattr(delta, "content", None) or "")
 
 
 def _provider_errors() -> tuple[type[BaseException], ...]:

@@ -309,6 +309,11 @@ class LLMClient:
     def _judge(self, job: Job[T], reply: llm.Reply, mode: Mode) -> T:
         """The reply's value, recorded in the ledger as ok, invalid or capped."""
         try:
+            if reply.looped:
+                raise AnswerRejected(
+                    "the answer repeated the same words over and over and was cut off; answer "
+                    "briefly and do not repeat values"
+                )
             if reply.capped:
                 raise AnswerRejected(
                     f"the answer was cut off at its limit of {job.max_tokens} tokens; answer "

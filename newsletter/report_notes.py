@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 MAX_NOTES = 5
 NOTE_TOKENS = 90
 CONCLUSION_TOKENS = 120
-#: Output tokens a translated line may take per English character (Hangul, CJK: more).
-TRANSLATION_TOKENS_PER_CHAR = 0.6
+#: Output tokens a translation may take per English character: Korean measured ~0.5-0.9
+#: with Qwen's tokenizer; a looping translation stops at the cap instead of minutes later.
+TRANSLATION_TOKENS_PER_CHAR = 0.8
 MIN_LINE = 20
 ABSTRACT_CHARS = 800
 _NUMBERED = re.compile(r"^\s*(\d{1,2})\s*[.)]\s*(.*)$")
@@ -185,7 +186,8 @@ def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[s
     """``lines`` in ``language``: all at once, then line by line; raises LLMError."""
 
     def ask(chunk: Sequence[str]) -> list[str]:
-        cap = 40 + int(TRANSLATION_TOKENS_PER_CHAR * sum(len(line) for line in chunk) * 2)
+        size = sum(len(line) + 4 for line in chunk)
+        cap = 30 + int(TRANSLATION_TOKENS_PER_CHAR * size)
         answer = client.ask(
             "report:translate",
             render_prompt(

@@ -79,6 +79,32 @@ def test_a_loop_until_the_cap_is_invalid_and_the_batch_is_split(
     assert line.failed == 1
 
 
+def test_a_streamed_loop_is_cut_off_long_before_the_cap(
+    build: Callable[..., LLMClient], llm_server: FakeLLMServer
+) -> None:
+    client = build()
+    llm_server.script(Step("loop", task="classify"))
+    classify_llm(day_of(8), TAXONOMY, client, 8)
+    with client.engine.connect() as conn:
+        error = conn.execute(
+            sa.select(llm_store.CALLS.c.error).order_by(llm_store.CALLS.c.id).limit(1)
+        ).scalar_one()
+    assert "repeated the same words over and over" in error
+
+
+def test_only_a_long_run_of_one_piece_counts_as_a_loop() -> None:
+    from newsletter.llm import looping
+
+    assert looping('{"papers": [{"id": "1", "categories": [' + '"computer-vision", ' * 20)
+    assert looping("정리하면 " + "토플리케이션 " * 40)
+    assert not looping('"computer-vision", ' * 5)  # a few repeats are an answer
+    table = "| a | b |\n|---|---|\n" + "".join(f"| {i} | x{i} |\n" for i in range(40))
+    assert not looping(table)
+    prose = " ".join(f"Paper [2411.{i:05d}] improves step {i} of the method." for i in range(20))
+    assert not looping(prose)
+    assert not looping("-" * 120)  # a long rule is under the span
+
+
 def test_every_category_for_one_paper_is_degenerate(
     build: Callable[..., LLMClient], llm_server: FakeLLMServer
 ) -> None:
