@@ -188,7 +188,8 @@ def child(url: str, double: str, batch_size: int) -> None:
     start = time.perf_counter()
     report = send(svc, DATE, backend)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_kb = usage.ru_maxrss
     print(
         json.dumps(
             {
@@ -203,6 +204,7 @@ def child(url: str, double: str, batch_size: int) -> None:
                 "renders": report.renders,
                 "for_you_ranked": report.for_you_ranked,
                 "for_you_blocks": report.for_you_blocks,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
             }
         )
     )

@@ -139,7 +139,7 @@ def test_401_is_a_clear_error_and_nothing_is_sent(
 def test_413_splits_the_request_until_it_fits(
     rendered: RenderedIssue, sendgrid: SendGridDouble
 ) -> None:
-    one = len(backend_for(sendgrid).build_mail(batch_of(rendered, [envelope(0)]), [0]).get())
+    one = len(backend_for(sendgrid).build_body(batch_of(rendered, [envelope(0)]), [0]))
     assert one
     sendgrid.max_bytes = 6_000  # room for a few readers per request, not twenty
     results = backend_for(sendgrid).send(batch_of(rendered, [envelope(n) for n in range(20)]))
