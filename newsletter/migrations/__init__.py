@@ -5,4 +5,4 @@ query and no Alembic import (``db.migrate``). ``./scripts/new-migration`` prints
 revision; set ``HEAD`` to it (``tests/test_migrations.py`` fails until you do).
 """
 
-HEAD = "b15e3bedd1e5"
+HEAD = "b30c3b0bf0b6"
