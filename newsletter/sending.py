@@ -161,8 +161,9 @@ def _mail(
     with ledger.SendRun(svc.engine, issue_id) as run:
         ledger.mark_stale_unknown(svc.engine, issue_id, run)
         todo = jobs()
+        book = ledger.RunLedger(svc.engine, issue_id, run, tuple(retry))
         dispatcher = dispatch.Dispatcher(
-            ledger.RunLedger(svc.engine, issue_id, run, tuple(retry)),
+            book,
             backend,
             make_envelopes=_envelope_maker(svc, issue_id, for_you),
             throttle=dispatch.Throttle(dispatch.rate_for(svc.settings.send_rate, backend)),
@@ -175,7 +176,7 @@ def _mail(
         if progress:
             progress.start(recipients.count_active(svc.engine))
         try:
-            with backend, dispatcher:
+            with book, backend, dispatcher:
                 for render, categories, readers in todo:
                     if not dispatcher.send(render(), categories, readers):
                         report.stopped = True

@@ -86,10 +86,19 @@ def insert_claims(
 
 
 def one_of(conn: Connection, column: sa.ColumnElement[int], ids: Sequence[int]) -> Any:
-    """``column IN ids``; on PostgreSQL ``= ANY(array)``, one parameter instead of thousands."""
+    """``column IN ids``; on PostgreSQL ``= ANY(array)``, one parameter instead of thousands.
+
+    Bounded by the smallest and largest id too: a batch's ids are close together, and
+    the bound makes the matching index a range the planner prefers even when its
+    statistics know nothing of the rows (those a send is writing right now).
+    """
+    if not ids:
+        return sa.false()
+    bound = column.between(min(ids), max(ids))
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Integer)))
-    return column.in_(ids)
+        array = sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Integer))
+        return sa.and_(bound, column == sa.any_(array))
+    return sa.and_(bound, column.in_(ids))
 
 
 def claim_retries(
@@ -100,23 +109,20 @@ def claim_retries(
     run_id: str,
     now: dt.datetime,
 ) -> dict[int, int]:
-    """Take rows in a retryable status; rows another process is taking are skipped."""
+    """Take rows in a retryable status; rows another process is taking are skipped.
+
+    One statement (``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``), so
+    it is atomic on a connection without a transaction too.
+    """
     where = (
         DELIVERIES.c.issue_id == issue_id,
         one_of(conn, DELIVERIES.c.subscriber_id, ids),
         DELIVERIES.c.status.in_(retry_statuses),
     )
-    locked = [
-        row[0]
-        for row in conn.execute(
-            sa.select(DELIVERIES.c.id).where(*where).with_for_update(skip_locked=True)
-        )
-    ]
-    if not locked:
-        return {}
+    free = sa.select(DELIVERIES.c.id).where(*where).with_for_update(skip_locked=True)
     retried = conn.execute(
         sa.update(DELIVERIES)
-        .where(one_of(conn, DELIVERIES.c.id, locked), *where)
+        .where(DELIVERIES.c.id.in_(free), *where)
         .values(status=DeliveryStatus.SENDING, run_id=run_id, error="", updated_at=now)
         .returning(DELIVERIES.c.subscriber_id, DELIVERIES.c.id)
     ).all()
@@ -130,8 +136,13 @@ def write_answers(
     groups: Mapping[tuple[DeliveryStatus, str, str], Sequence[int]],
     now: dt.datetime,
 ) -> None:
-    """One UPDATE per group of rows with the same (status, message id, error); the rows
-    alone in their group go in one executemany."""
+    """Store the answers: on PostgreSQL one ``UPDATE ... FROM unnest(...)`` for the whole
+    batch (one statement: atomic without a transaction, one round trip); elsewhere one
+    UPDATE per group of rows with the same (status, message id, error), and the rows
+    alone in their group in one executemany."""
+    if conn.dialect.name == "postgresql":
+        _write_answers_pg(conn, key_column, where, groups, now)
+        return
     singles: list[dict[str, object]] = []
     for (status, message_id, error), ids in groups.items():
         if len(ids) == 1:
@@ -156,3 +167,46 @@ def write_answers(
             ),
             singles,
         )
+
+
+def _write_answers_pg(
+    conn: Connection,
+    key_column: sa.ColumnElement[int],
+    where: Sequence[Any],
+    groups: Mapping[tuple[DeliveryStatus, str, str], Sequence[int]],
+    now: dt.datetime,
+) -> None:
+    keys: list[int] = []
+    statuses: list[str] = []
+    message_ids: list[str] = []
+    errors: list[str] = []
+    for (status, message_id, error), ids in groups.items():
+        keys += ids
+        statuses += [status.value] * len(ids)
+        message_ids += [message_id] * len(ids)
+        errors += [error] * len(ids)
+    text = postgresql.ARRAY(sa.String)
+    answers = (
+        sa.func.unnest(
+            sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.Integer)),
+            sa.bindparam("statuses", statuses, type_=text),
+            sa.bindparam("message_ids", message_ids, type_=text),
+            sa.bindparam("errors", errors, type_=text),
+        )
+        .table_valued("key", "status", "message_id", "error")
+        .render_derived(name="answers")
+    )
+    conn.execute(
+        sa.update(DELIVERIES)
+        .where(
+            key_column == answers.c.key,
+            key_column.between(min(keys), max(keys)),  # a range the planner always takes
+            *where,
+        )
+        .values(
+            status=answers.c.status,
+            message_id=answers.c.message_id,
+            error=answers.c.error,
+            updated_at=now,
+        )
+    )

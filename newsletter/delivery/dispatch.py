@@ -7,6 +7,11 @@ which the next run reports as ``unknown`` instead of mailing it again. Up to
 NEWSLETTER_SEND_CONCURRENCY batches are with the provider at once (a real answer
 takes a few hundred milliseconds), so a kill leaves at most that many batches unknown.
 
+The caller's thread prepares each batch (envelopes with signed links), waits for a
+free slot and the send rate, and hands the batch to a worker thread, which claims,
+sends and records it. So the ledger's round trips of several batches overlap with
+each other, with the provider's answers and with the next batch's preparation.
+
 The dispatcher speaks to the ledger through the ``Ledger`` protocol (claim, record,
 beat), as listmonk's manager takes a ``DataSource``: ``delivery.ledger.RunLedger``
 is the SQL one, and a test may hand it a list.
@@ -48,7 +53,9 @@ _ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
 
 
 class Ledger(Protocol):
-    """What the dispatcher needs of the delivery ledger, for one issue and one send run."""
+    """What the dispatcher needs of the delivery ledger, for one issue and one send run.
+
+    Its methods are called from the worker threads, several at once."""
 
     def claim(self, readers: Sequence[tuple[int, str]]) -> set[int]:
         """Claim (subscriber_id, categories) pairs; returns the ids now owned by this run."""
@@ -164,12 +171,14 @@ EnvelopeMaker = Callable[
 
 
 @dataclass
-class _Flight:
-    """One claimed batch with the provider: its readers' ids and envelopes, and the answer."""
+class _Done:
+    """What a worker did with one batch."""
 
-    ids: list[int]
-    envelopes: list[Envelope]
-    answer: Future[list[SendResult]]
+    size: int  # readers handed to the worker
+    owned: int = 0  # of them claimed by this run (the others were settled already)
+    given_back: int = 0  # claimed, then deferred: the backend accepted nothing
+    results: Sequence[SendResult] = ()  # the recorded answers
+    error: BaseException | None = None  # raised in the caller's thread
 
 
 def _chunks(readers: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
@@ -182,15 +191,15 @@ def _chunks(readers: Iterable[tuple[int, str]], size: int) -> Iterator[list[tupl
 class Dispatcher:
     """Sends renderings to readers through one backend, claiming and recording in ``ledger``.
 
-    Up to ``concurrency`` batches are with the provider at once (worker threads); a
-    batch is claimed only when a slot is free and the throttle admitted it, and its
-    answer is recorded by this thread as soon as it comes back. So a crash at any
-    moment leaves at most ``concurrency`` batches ``sending`` (``unknown`` for the
-    next run), and the ledger is only ever written from one thread.
+    Up to ``concurrency`` batches are in flight at once, each in a worker thread that
+    claims it, sends it and records the answer; a batch is handed to a worker only
+    when a slot is free and the throttle admitted it. So a crash at any moment leaves
+    at most ``concurrency`` batches ``sending`` (``unknown`` for the next run). The
+    ledger must take calls from several threads (``RunLedger`` does).
 
     Inside ``with``, the batches of successive ``send`` calls (one per rendering)
-    overlap, and leaving the block waits for and records every batch in flight.
-    Used alone, ``send`` does that itself before it returns.
+    overlap, and leaving the block waits for every batch in flight. Used alone,
+    ``send`` does that itself before it returns.
     """
 
     def __init__(
@@ -214,7 +223,7 @@ class Dispatcher:
         self.should_stop = should_stop
         self.concurrency = max(1, concurrency)
         self.tally = Tally()
-        self._flights: list[_Flight] = []
+        self._flights: list[Future[_Done]] = []
         self._error: BaseException | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._backends: queue.SimpleQueue[MailBackend] = queue.SimpleQueue()
@@ -255,7 +264,7 @@ class Dispatcher:
         if exc is None:
             self._raise_failure()
 
-    # -- sending -------------------------------------------------------------------------
+    # -- the caller's thread -------------------------------------------------------------
 
     def send(
         self,
@@ -265,15 +274,14 @@ class Dispatcher:
     ) -> bool:
         """Mail ``rendered`` to (subscriber_id, email) ``readers`` who are not yet claimed.
 
-        The next batch's envelopes (signed links, "For you" blocks) are prepared while
-        earlier batches are with the provider. Returns False when ``should_stop`` said so
+        Each batch's envelopes (signed links, "For you" blocks) are prepared while
+        earlier batches are in flight. Returns False when ``should_stop`` said so
         between two batches (the batches in flight are still recorded).
         """
         if self._pool is None:
             with self:
                 return self.send(rendered, categories, readers)
         size = self.throttle.batch_size(self.backend.max_batch)
-        cats = ",".join(categories)
         for chunk in _chunks(readers, size):
             made = self.make_envelopes(rendered, categories, chunk)
             prepared = list(zip((sid for sid, _ in chunk), made, strict=True))
@@ -283,84 +291,99 @@ class Dispatcher:
             if self.should_stop is not None and self.should_stop():
                 return False
             self.throttle.admit(len(chunk))
-            owned = self.ledger.claim([(sid, cats) for sid, _ in chunk])
-            self.tally.already += len(chunk) - len(owned)
-            mine = [(sid, env) for sid, env in prepared if sid in owned]
-            if self.progress and len(mine) < len(chunk):
-                self.progress.advance(len(chunk) - len(mine))
-            if mine:
-                envelopes = [env for _, env in mine]
-                batch = MessageBatch(rendered, tuple(envelopes), categories)
-                answer = self._pool.submit(self._send_one, batch)
-                self._flights.append(_Flight([sid for sid, _ in mine], envelopes, answer))
+            self._flights.append(self._pool.submit(self._run, rendered, categories, prepared))
         return True
 
-    def _send_one(self, batch: MessageBatch) -> list[SendResult]:
-        """In a worker thread: one batch through a backend no other worker is using."""
-        backend = self._backends.get()
-        try:
-            return backend.send(batch)
-        finally:
-            self._backends.put(backend)
-
     def _free_slot(self) -> None:
-        """Record the answers that came back; wait while every slot is taken."""
+        """Take in the batches that are done; wait while every slot is taken."""
         self._collect()
         while len(self._flights) >= self.concurrency:
-            wait([f.answer for f in self._flights], return_when=FIRST_COMPLETED)
+            wait(self._flights, return_when=FIRST_COMPLETED)
             self._collect()
         if self._error is not None:
             self._drain()
             self._raise_failure()
 
-    def _drain(self) -> None:
-        """Wait for every batch in flight and record its answer."""
-        while self._flights:
-            self._record(self._flights.pop(0))
-
     def _collect(self) -> None:
-        """Record the batches whose answer came back, leaving the others in flight."""
-        for flight in [f for f in self._flights if f.answer.done()]:
+        """Count the batches that are done, leaving the others in flight."""
+        for flight in [f for f in self._flights if f.done()]:
             self._flights.remove(flight)
-            self._record(flight)
+            self._count(flight.result())
+
+    def _drain(self) -> None:
+        """Wait for every batch in flight and count it."""
+        while self._flights:
+            self._count(self._flights.pop(0).result())
+
+    def _count(self, done: _Done) -> None:
+        """Tally one batch, tell the progress bar, and judge the failure budget."""
+        self.tally.already += done.size - done.owned
+        self.tally.deferred += done.given_back
+        self.tally.add(done.results)
+        if self.progress:
+            self.progress.advance(done.size - done.owned + len(done.results))
+        if done.error is not None:
+            self._error = self._error or done.error
+        try:
+            self.budget.add(done.results)
+        except FailureBudgetExceeded as exc:
+            self._error = self._error or exc
 
     def _raise_failure(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
-    def _record(self, flight: _Flight) -> None:
-        """Store one batch's answer (or give its readers back when nothing was accepted)."""
+    # -- a worker thread -----------------------------------------------------------------
+
+    def _run(
+        self,
+        rendered: RenderedIssue,
+        categories: tuple[str, ...],
+        prepared: list[tuple[int, Envelope]],
+    ) -> _Done:
+        """Claim, send and record one batch; its slot is taken until this returns."""
+        done = _Done(len(prepared))
         try:
-            results = flight.answer.result()
-            if len(results) != len(flight.ids):
+            self._claim_send_record(rendered, categories, prepared, done)
+        except BaseException as exc:  # a bug or a lost database: the claimed stay "sending"
+            done.error = exc
+        return done
+
+    def _claim_send_record(
+        self,
+        rendered: RenderedIssue,
+        categories: tuple[str, ...],
+        prepared: list[tuple[int, Envelope]],
+        done: _Done,
+    ) -> None:
+        cats = ",".join(categories)
+        owned = self.ledger.claim([(sid, cats) for sid, _ in prepared])
+        mine = [(sid, env) for sid, env in prepared if sid in owned]
+        done.owned = len(mine)
+        if not mine:
+            return
+        backend = self._backends.get()
+        try:
+            results = backend.send(MessageBatch(rendered, tuple(e for _, e in mine), categories))
+            if len(results) != len(mine):
                 raise DeliveryError(
-                    f"the mail backend answered for {len(results)} of {len(flight.ids)} readers"
+                    f"the mail backend answered for {len(results)} of {len(mine)} readers"
                 )
         except DeliveryError as exc:
             # The backend accepted nothing of this batch: give the readers back for a
             # later run rather than leaving them "sending" (which would read as unknown).
+            reason = str(exc)[:500]
             self.ledger.record(
-                [
-                    (sid, SendResult(env.to, SendOutcome.DEFERRED, error=str(exc)[:500]))
-                    for sid, env in zip(flight.ids, flight.envelopes, strict=True)
-                ]
+                [(sid, SendResult(env.to, SendOutcome.DEFERRED, error=reason)) for sid, env in mine]
             )
-            self.tally.deferred += len(flight.ids)
-            self._error = self._error or exc
+            done.given_back, done.error = len(mine), exc
             return
-        except BaseException as exc:  # a bug: the readers stay "sending" (unknown later)
-            self._error = self._error or exc
-            return
-        self.ledger.record(list(zip(flight.ids, results, strict=True)))
+        finally:
+            self._backends.put(backend)
+        self.ledger.record([(sid, result) for (sid, _), result in zip(mine, results, strict=True)])
+        done.results = results
         self.ledger.beat()
-        self.tally.add(results)
-        if self.progress:
-            self.progress.advance(len(results))
-        try:
-            self.budget.add(results)
-        except FailureBudgetExceeded as exc:
-            self._error = self._error or exc
 
 
 def rate_for(setting: float | None, backend: MailBackend) -> float | None:
