@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from newsletter.app import prepare_database
 from newsletter.categories import load_taxonomy
 from newsletter.classify import classify_llm, classify_rules, group
 from newsletter.db import make_engine
-from newsletter.llm_client import LLMClient
+from newsletter.llm_client import FAILING_WAY, LLMClient
+from newsletter.llm_quality import STORED_AS
 from newsletter.models import CategoryReport, Paper
 from newsletter.report_llm import copies
 from newsletter.settings import load_settings
@@ -129,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="openai/local")
     parser.add_argument("--api-key", default=os.environ.get("NEWSLETTER_LLM_API_KEY", "x"))
     parser.add_argument("--languages", default="ko,en")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="then run the day again as a later day would: the answers forgotten, what was "
+        "learned about the model (qualification, failing formats) kept",
+    )
     args = parser.parse_args(argv)
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     labels = {k: v for k, v in json.loads(LABELS.read_text("utf-8")).items() if k[0].isdigit()}
@@ -147,22 +155,44 @@ def main(argv: list[str] | None = None) -> int:
     taxonomy = load_taxonomy(settings.categories_file)
     papers = sample_papers()
     day = papers[0].announced
-    client = LLMClient(settings, engine, day)
     print(
         f"{args.model} at {args.api_base}: {len(papers)} papers of {day}, languages "
         f"{', '.join(languages)}; timeout {settings.llm_timeout:g} s, batch "
         f"{settings.llm_batch_size}, concurrency {settings.llm_concurrency}, temperature "
         f"{settings.llm_temperature:g}"
     )
+    first = run_day(settings, engine, taxonomy, papers, languages)
+    report(first, papers, labels, "the first day (qualification and formats learned on it)")
+    if args.again:
+        forget_answers(engine)
+        later = run_day(settings, engine, taxonomy, papers, languages)
+        report(later, papers, labels, "a later day (qualified, formats known, no cached answer)")
+    engine.dispose()
+    return 0
+
+
+@dataclass
+class Day:
+    result: Any
+    grouped: dict[str, tuple[Paper, ...]]
+    rules: dict[str, tuple[str, ...]]
+    stages: list[tuple[str, float, dict[str, int]]]
+    judged: dict[str, dict[str, int]]
+    total: float
+    qualify_used: dict[str, int]
+
+
+def run_day(
+    settings: Any, engine: Any, taxonomy: Any, papers: list[Paper], languages: list[str]
+) -> Day:
+    """Classification and each language's reports by a new client (one run), timed."""
+    client = LLMClient(settings, engine, papers[0].announced)
     started = time.perf_counter()
     mark = last_id(engine)
     result = classify_llm(papers, taxonomy, client, settings.llm_batch_size)
-    classify_seconds = time.perf_counter() - started
-    classify_used = ledger(engine, mark)
+    stages = [("classification", time.perf_counter() - started, ledger(engine, mark))]
     qualify_used = ledger(engine, mark, "calibrate")
-    rules = classify_rules(papers, taxonomy)
     grouped = group(papers, result.classification, taxonomy)
-    stages = [("classification", classify_seconds, classify_used)]
     judged: dict[str, dict[str, int]] = {}
     for language in languages:
         begun, mark = time.perf_counter(), last_id(engine)
@@ -170,45 +200,53 @@ def main(argv: list[str] | None = None) -> int:
         stages.append((f"reports {language}", time.perf_counter() - begun, ledger(engine, mark)))
         judged[language] = judge_reports(reports, grouped)
     total = time.perf_counter() - started
-    engine.dispose()
+    rules = classify_rules(papers, taxonomy)
+    return Day(result, grouped, rules, stages, judged, total, qualify_used)
 
+
+def forget_answers(engine: Any) -> None:
+    """Drop the cached answers but what a run learns about the model (as on a new day)."""
+    cache = llm_store.CACHE
+    with engine.begin() as conn:
+        conn.execute(cache.delete().where(cache.c.prompt.not_in([STORED_AS, FAILING_WAY])))
+
+
+def report(day: Day, papers: list[Paper], labels: dict[str, list[str]], title: str) -> None:
+    print(f"\n== {title}")
+    result = day.result
     q = result.qualification
     unmeasured = "not measured (NEWSLETTER_LLM_QUALIFY off, or no answer)"
-    print("\nqualification:", q.describe() if q else unmeasured)
+    print("qualification:", q.describe() if q else unmeasured)
     by_model = len(papers) - result.by_rules
     print(f"classification: {by_model} papers by the model, {result.by_rules} by the rules")
-    issued, by_rules = placed(result.classification, labels), placed(rules, labels)
+    issued, by_rules = placed(result.classification, labels), placed(day.rules, labels)
     who = "the model, rules for the rest" if by_model else "the rules: no model labels used"
     print(f"placed under a labelled category: {issued} of {len(papers)} as issued ({who})")
     print(f"                                  {by_rules} of {len(papers)} by the rules alone")
-    for language, r in judged.items():
+    for language, r in day.judged.items():
         print(
             f"reports {language}: {r['model']} of {r['total']} by the model, "
             f"{r['offline']} offline; {r['citing_own']} of the model's cite their own papers, "
             f"{r['copying']} copy a title or abstract"
         )
     print("\nper stage:")
-    for stage, seconds, used in stages:
+    for stage, seconds, used in day.stages:
         print(line(stage, seconds, used))
-    every = {k: sum(u[k] for _, _, u in stages) for k in stages[0][2]}
-    print(line("whole day", total, every))
-    once = qualify_used["seconds"]
-    print(line("  of which the qualification (once per model, stored)", once, qualify_used))
+    every = {k: sum(u[k] for _, _, u in day.stages) for k in day.stages[0][2]}
+    print(line("whole day", day.total, every))
+    once = day.qualify_used["seconds"]
+    print(line("  of which the qualification (once per model, stored)", once, day.qualify_used))
     print("\ntargets:")
     verdict = "yes" if issued >= by_rules else "NO"
     print(f"  placed at least as right as the rules: {verdict} ({issued} vs {by_rules})")
-    for language, r in judged.items():
+    for language, r in day.judged.items():
         ok = r["model"] >= r["total"] - 2 and r["citing_own"] == r["model"] and not r["copying"]
         print(
             f"  {language}: >= {r['total'] - 2} of {r['total']} reports by the model, all "
             f"citing, none copied: {'yes' if ok else 'NO'}"
         )
-    under = "yes" if total < 1200 else "NO"
-    print(f"  whole day under 20 minutes: {under} ({total / 60:.1f} min)")
-    daily = total - once
-    under = "yes" if daily < 1200 else "NO"
-    print(f"  a day once the model is qualified, under 20 minutes: {under} ({daily / 60:.1f} min)")
-    return 0
+    under = "yes" if day.total < 1200 else "NO"
+    print(f"  the whole day under 20 minutes: {under} ({day.total / 60:.1f} min)")
 
 
 if __name__ == "__main__":
