@@ -1,15 +1,16 @@
 """Readers in bulk from a CSV file (email, categories, language and an optional
 interests column): checked whole, then written in chunks of thousands of rows per
-transaction, the file streamed twice.
+transaction, the file read once.
 
-The first pass validates every row (a bad file stores nothing; the error names the
-line numbers of up to 20 bad rows) and finds addresses repeated in the file: the
-last row for an address wins and the others are counted as merged. Memory holds a
-64-bit hash per distinct address, not the rows. The second pass reads the file again
-and writes ``CHUNK`` rows per transaction with ``executemany``: new readers are
-inserted active, known readers get the file's categories and language (and are
-made active if pending or paused), and an unsubscribed, bounced or complained
-address stays exactly as it is: the reader's "no" outranks any file.
+The file is read and every row checked as it streams; the valid rows are staged in a
+temporary table (``subscribers.import_staging``), so memory holds one chunk whatever
+the file's size. A bad file stores nothing (the error names the line numbers of up to
+20 bad rows). An address the file repeats counts once: its last row wins, the others
+are counted as merged. Then the staged rows are written ``CHUNK`` per transaction:
+new readers are inserted active (one ``INSERT ... SELECT`` from the staged rows),
+known readers get the file's categories and language (and are made active if pending
+or paused), and an unsubscribed, bounced or complained address stays exactly as it
+is: the reader's "no" outranks any file.
 
 A non-empty ``interests`` cell sets the reader's free-text interests (their liked papers
 are kept); an empty cell, or no such column, leaves their interests as they are, so a
@@ -21,9 +22,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from newsletter.errors import InvalidInputError
 from newsletter.i18n import LANGUAGES
 from newsletter.statuses import SUPPRESSED, SubscriberStatus
 from subscribers import interests
+from subscribers.import_staging import STAGED, Row, Staging
 from subscribers.models import Subscriber, SubscriberEvent
 from subscribers.readers import normalize_email
 
@@ -93,8 +96,6 @@ class ImportSummary:
         return dict(vars(self))
 
 
-#: line number, address, categories (joined), language, interests text (None: keep)
-Row = tuple[int, str, str, str, str | None]
 Opener = Callable[[], io.TextIOBase | Any]
 
 
@@ -107,10 +108,29 @@ def opener_for(source: Path | str) -> Opener:
     return lambda: io.StringIO(text, newline="")
 
 
+@dataclass
+class _Errors:
+    """The bad rows: how many, and the first ``MAX_ERRORS`` of them named."""
+
+    count: int = 0
+    named: list[str] = field(default_factory=list)
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        if len(self.named) < MAX_ERRORS:
+            self.named.append(message)
+
+    def raise_any(self) -> None:
+        if self.count:
+            listed = "\n".join(self.named)
+            more = f"\n... and {self.count - MAX_ERRORS} more" if self.count > MAX_ERRORS else ""
+            raise InvalidInputError(f"{self.count} bad rows; nothing was imported:\n{listed}{more}")
+
+
 def _rows(
-    open_file: Opener, taxonomy: Taxonomy, default_language: str, errors: list[str] | None
+    open_file: Opener, taxonomy: Taxonomy, default_language: str, errors: _Errors
 ) -> Iterator[Row]:
-    """Every valid row; bad ones go to ``errors`` (or raise at once when it is None)."""
+    """Every valid row; bad ones go to ``errors``."""
     parsed: dict[str, str] = {}
     with open_file() as handle:
         reader = csv.DictReader(handle)
@@ -132,9 +152,7 @@ def _rows(
                 text = (record.get("interests") or "").strip()
                 wanted = interests.check_text(text) if text else None
             except Exception as exc:
-                if errors is None:
-                    raise
-                errors.append(f"line {number}: {exc}")
+                errors.add(f"line {number}: {exc}")
                 continue
             yield number, address, categories, language, wanted
 
@@ -153,120 +171,128 @@ def import_readers(
     ``progress(done, total)`` is called after each chunk.
     """
     open_file = opener_for(source)
-    errors: list[str] = []
-    seen: set[int] = set()
-    repeated: dict[int, int] = {}  # hash of a repeated address -> its last line
+    errors = _Errors()
     summary = ImportSummary(dry_run=dry_run)
-    for number, address, *_ in _rows(open_file, taxonomy, default_language, errors):
-        summary.rows += 1
-        key = hash(address)
-        if key in seen:
-            repeated[key] = number
-            summary.merged += 1
-        seen.add(key)
-    if errors:
-        listed = "\n".join(errors[:MAX_ERRORS])
-        more = f"\n... and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
-        raise InvalidInputError(f"{len(errors)} bad rows; nothing was imported:\n{listed}{more}")
-    del seen
-    total = summary.rows - summary.merged
-    done = 0
-    chunk: dict[str, Row] = {}
-    for row in _rows(open_file, taxonomy, default_language, None):
-        number, address = row[0], row[1]
-        if repeated.get(hash(address), number) != number:
-            continue  # a later row for this address wins
-        chunk[address] = row
-        if len(chunk) >= CHUNK:
-            done += _write(engine, chunk, summary)
-            chunk = {}
-            if progress:
-                progress(done, total)
-    if chunk:
-        done += _write(engine, chunk, summary)
-    if progress:
-        progress(done, total)
+    with engine.connect() as conn:
+        staging = Staging(conn)
+        try:
+            rows = _rows(open_file, taxonomy, default_language, errors)
+            while chunk := list(itertools.islice(rows, CHUNK)):
+                summary.rows += len(chunk)
+                if not errors.count:  # a bad file stores nothing: stop staging, keep checking
+                    staging.add(chunk)
+            errors.raise_any()
+            summary.merged = staging.merge_repeats()
+            conn.commit()
+            total = summary.rows - summary.merged
+            done = 0
+            for staged in staging.chunks(CHUNK):
+                done += _write(conn, staged, summary)
+                if progress:
+                    progress(done, total)
+            if progress and not done:
+                progress(0, 0)
+        finally:
+            conn.rollback()
+            staging.drop()
+            conn.commit()
     return summary
 
 
-def _write(engine: Engine, chunk: dict[str, Row], summary: ImportSummary) -> int:
-    """One chunk in one transaction (counted only, with a dry run)."""
-    with engine.connect() if summary.dry_run else engine.begin() as conn:
-        known = _known(conn, list(chunk))
-        new: list[dict[str, Any]] = []
-        changed: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
-        texts: dict[int, str] = {}  # known readers' new interests text
-        new_texts: dict[str, str] = {}  # new readers' (by address: no id yet)
-        now = utcnow()
-        for address, (_, _, categories, language, text) in chunk.items():
-            found = known.get(address)
-            if found is None:
-                if text is not None:
-                    new_texts[address] = text
-                new.append(
-                    {
-                        "email": address,
-                        "categories": categories,
-                        "language": language,
-                        "status": SubscriberStatus.ACTIVE,
-                        "confirmed_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                continue
-            sid, status, old_categories, old_language = found
-            if status in SUPPRESSED:
-                summary.suppressed += 1  # and no interests kept for them
-                continue
+def _write(conn: Connection, chunk: list[Row], summary: ImportSummary) -> int:
+    """One chunk of staged rows in one transaction (counted only, with a dry run)."""
+    first, last = chunk[0][0], chunk[-1][0]
+    known = _known(conn, first, last)
+    changed: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    texts: dict[int, str] = {}  # known readers' new interests text
+    new_texts: dict[str, str] = {}  # new readers' (by address: no id yet)
+    new = 0
+    now = utcnow()
+    for _, address, categories, language, text in chunk:
+        found = known.get(address)
+        if found is None:
+            new += 1
             if text is not None:
-                texts[sid] = text
-            if (status, old_categories, old_language) == (
-                SubscriberStatus.ACTIVE,
-                categories,
-                language,
-            ):
-                summary.unchanged += 1
-            else:
-                summary.updated += 1
-                changed.append(
-                    {"b_id": sid, "b_cats": categories, "b_lang": language, "b_now": now}
-                )
-                detail = f"imported: categories {categories or '-'}, language {language}"
-                if status != SubscriberStatus.ACTIVE:
-                    detail += f"; {status}->active"
-                events.append(_event(sid, "preferences", detail, now))
-        summary.added += len(new)
-        if summary.dry_run:
-            summary.interests += len(new_texts)
-            summary.interests += interests.set_texts(conn, texts, source="import", write=False)
-            return len(chunk)
-        if new:
-            conn.execute(sa.insert(SUBSCRIBERS), new)
-            ids = _known(conn, [row["email"] for row in new])
-            events += [_event(ids[r["email"]][0], "status", "pending->active", now) for r in new]
-            texts.update({ids[address][0]: text for address, text in new_texts.items()})
-        if changed:
-            conn.execute(
-                sa.update(SUBSCRIBERS)
-                .where(SUBSCRIBERS.c.id == sa.bindparam("b_id"))
-                .values(
-                    categories=sa.bindparam("b_cats"),
-                    language=sa.bindparam("b_lang"),
-                    status=SubscriberStatus.ACTIVE,
-                    confirm_nonce="",
-                    updated_at=sa.bindparam("b_now"),
-                    confirmed_at=sa.func.coalesce(
-                        SUBSCRIBERS.c.confirmed_at, sa.bindparam("b_now")
-                    ),
-                ),
-                changed,
-            )
-        if events:
-            conn.execute(sa.insert(EVENTS), events)
-        summary.interests += interests.set_texts(conn, texts, source="import")
+                new_texts[address] = text
+            continue
+        sid, status, old_categories, old_language = found
+        if status in SUPPRESSED:
+            summary.suppressed += 1  # and no interests kept for them
+            continue
+        if text is not None:
+            texts[sid] = text
+        if (status, old_categories, old_language) == (
+            SubscriberStatus.ACTIVE,
+            categories,
+            language,
+        ):
+            summary.unchanged += 1
+            continue
+        summary.updated += 1
+        changed.append({"b_id": sid, "b_cats": categories, "b_lang": language, "b_now": now})
+        detail = f"imported: categories {categories or '-'}, language {language}"
+        if status != SubscriberStatus.ACTIVE:
+            detail += f"; {status}->active"
+        events.append(_event(sid, "preferences", detail, now))
+    if summary.dry_run:
+        summary.added += new
+        summary.interests += len(new_texts)
+        summary.interests += interests.set_texts(conn, texts, source="import", write=False)
+        conn.rollback()
+        return len(chunk)
+    if new:
+        added = _insert_new(conn, first, last, now)
+        summary.added += len(added)
+        events += [_event(sid, "status", "pending->active", now) for sid in added.values()]
+        texts.update({added[address]: text for address, text in new_texts.items()})
+    if changed:
+        conn.execute(
+            sa.update(SUBSCRIBERS)
+            .where(SUBSCRIBERS.c.id == sa.bindparam("b_id"))
+            .values(
+                categories=sa.bindparam("b_cats"),
+                language=sa.bindparam("b_lang"),
+                status=SubscriberStatus.ACTIVE,
+                confirm_nonce="",
+                updated_at=sa.bindparam("b_now"),
+                confirmed_at=sa.func.coalesce(SUBSCRIBERS.c.confirmed_at, sa.bindparam("b_now")),
+            ),
+            changed,
+        )
+    if events:
+        conn.execute(sa.insert(EVENTS), events)
+    summary.interests += interests.set_texts(conn, texts, source="import")
+    conn.commit()
     return len(chunk)
+
+
+def _insert_new(conn: Connection, first: int, last: int, now: Any) -> dict[str, int]:
+    """Insert the staged rows of lines ``first``..``last`` whose address is no reader yet,
+    in file order, by one ``INSERT ... SELECT`` (no row travels through Python);
+    returns address -> new id."""
+    staged = STAGED
+    unknown = ~sa.exists().where(SUBSCRIBERS.c.email == staged.c.email)
+    source = (
+        sa.select(
+            staged.c.email,
+            staged.c.categories,
+            staged.c.language,
+            sa.literal(SubscriberStatus.ACTIVE.value),
+            sa.literal(now, SUBSCRIBERS.c.created_at.type),
+            sa.literal(now, SUBSCRIBERS.c.created_at.type),
+            sa.literal(now, SUBSCRIBERS.c.created_at.type),
+        )
+        .where(staged.c.line.between(first, last), unknown)
+        .order_by(staged.c.line)
+    )
+    columns = ["email", "categories", "language", "status", "confirmed_at", "created_at"]
+    statement = (
+        sa.insert(SUBSCRIBERS)
+        .from_select([*columns, "updated_at"], source)
+        .returning(SUBSCRIBERS.c.email, SUBSCRIBERS.c.id)
+    )
+    return {email: sid for email, sid in conn.execute(statement)}
 
 
 def _event(subscriber_id: int, kind: str, detail: str, at: Any) -> dict[str, Any]:
@@ -279,20 +305,15 @@ def _event(subscriber_id: int, kind: str, detail: str, at: Any) -> dict[str, Any
     }
 
 
-def _known(conn: Connection, addresses: list[str]) -> dict[str, tuple[int, str, str, str]]:
-    """The readers among ``addresses``: address -> (id, status, categories, language)."""
+def _known(conn: Connection, first: int, last: int) -> dict[str, tuple[int, str, str, str]]:
+    """The readers among the staged rows of lines ``first``..``last``:
+    address -> (id, status, categories, language)."""
     table = SUBSCRIBERS
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        where = table.c.email == sa.any_(
-            sa.bindparam("emails", addresses, type_=postgresql.ARRAY(sa.String))
-        )
-    else:
-        where = table.c.email.in_(addresses)
-    query = sa.select(
-        table.c.email, table.c.id, table.c.status, table.c.categories, table.c.language
-    ).where(where)
+    query = (
+        sa.select(table.c.email, table.c.id, table.c.status, table.c.categories, table.c.language)
+        .join(STAGED, STAGED.c.email == table.c.email)
+        .where(STAGED.c.line.between(first, last))
+    )
     return {
         email: (sid, status, cats, lang) for email, sid, status, cats, lang in conn.execute(query)
     }
