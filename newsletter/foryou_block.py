@@ -73,6 +73,8 @@ class BlockMaker:
         self.language = language
         self.t = i18n.texts(language)
         self._papers: dict[tuple[str, str], tuple[str, list[str], list[str]]] = {}
+        self.invitation = _Line(self.t["for_you_invite"], self.t["for_you_invite_link"]).fill
+        self.nothing_today = _Line(self.t["for_you_none"], self.t["for_you_tune"]).fill
 
     def _paper(self, pick: Pick) -> tuple[str, list[str], list[str]]:
         """A picked paper's html up to the reason, and its text lines before and after it
@@ -164,23 +166,37 @@ def render_block(
     return BlockMaker(taxonomy, language).block(picks, manage_url)
 
 
-def _line(sentence: str, label: str, manage_url: str) -> tuple[str, str]:
-    link = f"{manage_url}{ANCHOR}"
-    html = (
-        f'{_MSO_OPEN}<div style="{_OUTER}"><div class="mu" style="{_MU}{_FONT};padding:0 4px;">'
-        f'✨ {escape(sentence)} <a href="{escape(link)}" style="{_LINK}">{escape(label)}</a>'
-        f"</div></div>{_MSO_CLOSE}"
-    )
-    return html, plain_text(f"✨ {sentence} {label}:\n{link}\n")
+#: Stands for the reader's link in a line made once per language.
+_LINK_MARK = "\x00link\x00"
+#: The one-line notes: every reader without a block gets one, so they are kept short.
+_NOTE = (
+    f"max-width:620px;margin:0 auto;padding:12px 14px 0;{_MU}"
+    "font-family:Helvetica,Arial,sans-serif;"
+)
+
+
+class _Line:
+    """A one-line note with the reader's link, made once per language, filled per reader."""
+
+    def __init__(self, sentence: str, label: str) -> None:
+        self.html = (
+            f'<div class="mu" style="{_NOTE}">✨ {escape(sentence)} '
+            f'<a href="{_LINK_MARK}" style="{_LINK}">{escape(label)}</a></div>'
+        )
+        self.text = plain_text(f"✨ {sentence} {label}\n") + f"{_LINK_MARK}\n"
+
+    def fill(self, manage_url: str) -> tuple[str, str]:
+        link = f"{manage_url}{ANCHOR}"
+        return self.html.replace(_LINK_MARK, escape(link)), self.text.replace(_LINK_MARK, link)
 
 
 def invitation(language: str, manage_url: str) -> tuple[str, str]:
     """(html, text) of the one line a reader without interests gets instead of a block."""
     t = i18n.texts(language)
-    return _line(t["for_you_invite"], t["for_you_invite_link"], manage_url)
+    return _Line(t["for_you_invite"], t["for_you_invite_link"]).fill(manage_url)
 
 
 def nothing_today(language: str, manage_url: str) -> tuple[str, str]:
     """(html, text) of the line a reader with interests gets when no paper matched them."""
     t = i18n.texts(language)
-    return _line(t["for_you_none"], t["for_you_tune"], manage_url)
+    return _Line(t["for_you_none"], t["for_you_tune"]).fill(manage_url)

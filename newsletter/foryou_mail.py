@@ -16,7 +16,7 @@ from typing import Any
 
 from newsletter.app import Services
 from newsletter.foryou import Day, Pick, paper_text, reader_texts
-from newsletter.foryou_block import BlockMaker, invitation, nothing_today
+from newsletter.foryou_block import BlockMaker
 from newsletter.foryou_vectors import Embedder
 from newsletter.models import CategorySection, Paper, RenderedIssue
 from subscribers.interests import Interests, interests_for
@@ -112,11 +112,11 @@ class ForYou:
         for sid, manage_url in readers:
             mine = picks.get(sid)
             if mine is None:
-                html, text = invitation(language, manage_url)
+                html, text = maker.invitation(manage_url)
             elif block := maker.block(mine, manage_url):
                 self.blocks += 1
                 html, text = block.html, block.text
             else:
-                html, text = nothing_today(language, manage_url)
+                html, text = maker.nothing_today(manage_url)
             out[sid] = {HTML: html, TEXT: text}
         return out
