@@ -7,8 +7,9 @@ language). A view's readers leave as soon as a batch of them is full, so memory
 holds one page plus one part-filled batch per view, never the list: the number of
 views is small (category sets x languages), the number of readers is not.
 
-Weekly readers due today are gathered apart (the week's digest and who is due need
-the ledger's last mail per reader); a list of weekly readers is held whole.
+Weekly readers are streamed the same way: for each page, the ledger is asked once
+when its weekly readers were last mailed (``ledger.last_mailed``); those due today
+get the week's digest, which is built when the first of them turns up.
 """
 
 from __future__ import annotations
@@ -72,6 +73,39 @@ def _pages(
         yield page, ledger.settled_among(svc.engine, issue_id, ids, retry)
 
 
+class _Views:
+    """Each (categories, language) pair's view of one digest, worked out once."""
+
+    def __init__(self, svc: Services, digest: Digest | None) -> None:
+        self.svc = svc
+        self.available = set(digest.slugs) if digest else set()
+        self.known: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
+
+    def of(self, reader: recipients.Recipient) -> ReaderView | None:
+        """The reader's view, or None when their categories have no paper in the digest."""
+        key = (reader.categories, reader.language)
+        if key not in self.known:
+            chosen = tuple(s for s in reader.categories if s in self.available)
+            order = self.svc.taxonomy.order
+            self.known[key] = ReaderView(order(chosen), reader.language) if chosen else None
+        return self.known[key]
+
+
+def _due_weekly(
+    svc: Services, date: dt.date, page: Sequence[recipients.Recipient], settled: set[int]
+) -> set[int]:
+    """The weekly readers of ``page`` not yet settled who are due on ``date`` (one query)."""
+    waiting = [r for r in page if r.cadence == Cadence.WEEKLY and r.subscriber_id not in settled]
+    if not waiting:
+        return set()
+    last = ledger.last_mailed(svc.engine, (r.subscriber_id for r in waiting), date)
+    return {
+        r.subscriber_id
+        for r in waiting
+        if weekly.is_due(date, r.weekday, last.get(r.subscriber_id))
+    }
+
+
 def reader_batches(
     svc: Services,
     digest: Digest,
@@ -88,90 +122,50 @@ def reader_batches(
     (suppressed, no paper in their categories, weekly readers not due) and those the
     ledger already settled; ``on_skip`` hears of each of them as they pass.
     """
-    available = set(digest.slugs)
-    views: dict[tuple[tuple[str, ...], str], ReaderView | None] = {}
-    buffers: _Buffers[ReaderView] = _Buffers(size)
-    weekly_readers: list[recipients.Recipient] = []
-    weekly_settled: set[int] = set()
-    no_paper = 0
+    daily = _Views(svc, digest)
+    week: _Views | None = None  # built when the first weekly reader is due
+    buffers: _Buffers[tuple[str, ReaderView]] = _Buffers(size)
+    no_paper = not_today = 0
     for page, settled in _pages(svc, issue_id, retry):
+        due = _due_weekly(svc, digest.date, page, settled)
         passed = 0
         for reader in page:
+            sid = reader.subscriber_id
             if reader.cadence == Cadence.WEEKLY:
-                weekly_readers.append(reader)
-                if reader.subscriber_id in settled:
-                    weekly_settled.add(reader.subscriber_id)
-                continue
-            key = (reader.categories, reader.language)
-            if key not in views:
-                chosen = tuple(s for s in reader.categories if s in available)
-                views[key] = (
-                    ReaderView(svc.taxonomy.order(chosen), reader.language) if chosen else None
-                )
-            view = views[key]
-            if view is None:
-                no_paper += 1
-                passed += 1
-            elif reader.subscriber_id in settled:
-                counts.already += 1
-                passed += 1
+                kind, view = "weekly", None
+                if sid in settled:
+                    counts.already += 1
+                elif sid not in due:
+                    not_today += 1
+                else:
+                    if week is None:
+                        week = _Views(svc, build_weekly_digest(svc, digest.date))
+                    view = week.of(reader)
+                    if view is None:
+                        no_paper += 1
             else:
-                counts.views.add(("daily", view))
-                full = buffers.add(view, (reader.subscriber_id, reader.email))
-                if full is not None:
-                    yield "daily", view, full
+                kind, view = "daily", daily.of(reader)
+                if view is None:
+                    no_paper += 1
+                elif sid in settled:
+                    counts.already += 1
+                    view = None
+            if view is None:
+                passed += 1
+                continue
+            counts.views.add((kind, view))
+            full = buffers.add((kind, view), (sid, reader.email))
+            if full is not None:
+                yield kind, view, full
         if on_skip and passed:
             on_skip(passed)
-    for view, rest in buffers.rest():
-        yield "daily", view, rest
+    for (kind, view), rest in buffers.rest():
+        yield kind, view, rest
     if no_paper:
         log.info("%d readers have no paper in their categories on %s", no_paper, digest.date)
-    groups, weekly_skipped = _weekly_groups(
-        svc, digest.date, weekly_readers, weekly_settled, counts
-    )
-    if on_skip:
-        on_skip(weekly_skipped + len(weekly_settled))
-    for view, readers in groups.items():
-        counts.views.add(("weekly", view))
-        yield "weekly", view, readers
-    counts.skipped = no_paper + weekly_skipped + recipients.count_not_mailable(svc.engine)
-
-
-def _weekly_groups(
-    svc: Services,
-    date: dt.date,
-    readers: Sequence[recipients.Recipient],
-    settled: set[int],
-    counts: Counts,
-) -> tuple[dict[ReaderView, Readers], int]:
-    """Weekly readers due on ``date``, grouped by their view of the week's digest, and
-    how many were skipped (not their day, or no paper this week in their categories)."""
-    last = ledger.last_mailed(svc.engine, (r.subscriber_id for r in readers), date)
-    due: list[recipients.Recipient] = []
-    not_today = 0
-    for reader in readers:
-        if reader.subscriber_id in settled:
-            counts.already += 1
-        elif weekly.is_due(date, reader.weekday, last.get(reader.subscriber_id)):
-            due.append(reader)
-        else:
-            not_today += 1
     if not_today:
-        log.info("%d weekly readers are not due on %s (not their day)", not_today, date)
-    week = build_weekly_digest(svc, date) if due else None
-    if week is None:
-        return {}, not_today
-    available = set(week.slugs)
-    groups: dict[ReaderView, Readers] = {}
-    no_paper = 0
-    for reader in due:
-        chosen = tuple(s for s in reader.categories if s in available)
-        if not chosen:
-            no_paper += 1
-            continue
-        view = ReaderView(svc.taxonomy.order(chosen), reader.language)
-        groups.setdefault(view, []).append((reader.subscriber_id, reader.email))
-    return groups, not_today + no_paper
+        log.info("%d weekly readers are not due on %s (not their day)", not_today, digest.date)
+    counts.skipped = no_paper + not_today + recipients.count_not_mailable(svc.engine)
 
 
 def batches_by_language(
