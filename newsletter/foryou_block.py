@@ -43,9 +43,8 @@ _CARD = (
 _H2 = "font-size:19px;line-height:1.3;margin:0 0 4px;color:#0b1f3a;"
 _MU = "font-size:13px;color:#57606a;"
 _OL = "margin:10px 0 0;padding-left:22px;"
-_LI = "margin:0 0 10px;"
+_LI = "margin-bottom:8px;"
 _LINK = "color:#1a5fb4;"
-_TITLE = "color:#1a5fb4;font-weight:600;text-decoration:none;"
 #: Outlook on Windows ignores max-width on a div: a table holds the width there.
 _MSO_OPEN = (
     '<!--[if mso | IE]><table role="presentation" align="center" width="640" '
@@ -84,11 +83,9 @@ class BlockMaker:
             title = clean_line(pick.title, TITLE_CHARS) or pick.paper_id
             url = safe_url(pick.url)
             where = self._where(pick)
-            head = (
-                f'<a href="{escape(url)}" style="{_TITLE}">{escape(title)}</a>'
-                if url
-                else f'<b style="font-weight:600;">{escape(title)}</b>'
-            )
+            head = f"<b>{escape(title)}</b>"
+            if url:
+                head = f'<a href="{escape(url)}" style="{_LINK}">{head}</a>'
             html = f'<li style="{_LI}">{head}<div class="mu" style="{_MU}">{escape(where)}<br>'
             lines = plain_text(f"  0. {title}\n     {where}\n").splitlines()
             self._papers[key] = (html, lines, [f"     {url}"] if url else [])

@@ -24,6 +24,9 @@ from subscribers.interests import Interests, interests_for
 log = logging.getLogger(__name__)
 
 HTML, TEXT = "for_you_html", "for_you_text"
+#: Readers whose interests are read and ranked at once. A reader may keep 500 liked
+#: papers with abstracts (a few hundred KB), so a send batch of 1,000 is read in slices.
+READ_SLICE = 200
 
 
 def categories_of(sections: Sequence[CategorySection]) -> tuple[list[Paper], dict[str, list[str]]]:
@@ -102,8 +105,10 @@ class ForYou:
         digest, the empty-day note)."""
         if HTML not in rendered.placeholders:
             return {}
-        found = interests_for(self.svc.engine, [sid for sid, _ in readers])
-        picks = self.rank(found, categories)
+        picks: dict[int, list[Pick]] = {}
+        for start in range(0, len(readers), READ_SLICE):
+            ids = [sid for sid, _ in readers[start : start + READ_SLICE]]
+            picks.update(self.rank(interests_for(self.svc.engine, ids), categories))
         language = rendered.language or self.svc.settings.language
         if language not in self._makers:
             self._makers[language] = BlockMaker(self.svc.taxonomy, language)
