@@ -18,7 +18,9 @@ TITLE_KEY = re.compile(r'"(archive_\w+)"')
 def _used_keys() -> set[str]:
     web = resources.files("newsletter").joinpath("templates/web")
     sources = [f.read_text("utf-8") for f in web.iterdir() if f.name.startswith("archive_")]
-    code = Path(subscribers.archive.__file__).read_text("utf-8")
+    # archive.py and the modules it is split into (archive_pages, archive_feed, ...).
+    modules = sorted(Path(subscribers.archive.__file__).parent.glob("archive*.py"))
+    code = "\n".join(m.read_text("utf-8") for m in modules)
     keys = {k for text in [*sources, code] for k in KEY.findall(text)}
     return keys | set(TITLE_KEY.findall(code))
 
