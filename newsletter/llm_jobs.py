@@ -96,6 +96,9 @@ class Job(Generic[T]):
 #: Failures, with no success, after which a way of asking is skipped for the rest of a run
 #: (one failure may be bad luck on one category; two in a row rarely are).
 FAILURES_BEFORE_SKIP = 2
+#: A failure that cost this many seconds counts as FAILURES_BEFORE_SKIP on its own: on a
+#: slow model a second try of a format it cannot write costs minutes, on a fast one seconds.
+COSTLY_FAILURE_SECONDS = 60.0
 
 
 class TrackRecord:
@@ -118,11 +121,18 @@ class TrackRecord:
         self._recalled: dict[str, bool] = {}
         self._recall, self._keep = recall, keep
 
-    def note(self, way: str, ok: bool) -> None:
+    def note(self, way: str, ok: bool, seconds: float = 0.0) -> None:
+        """Record one attempt; a failure that took ``seconds`` >= COSTLY_FAILURE_SECONDS
+        weighs as much as FAILURES_BEFORE_SKIP failures."""
         with self._lock:
             counts = self._counts.setdefault(way, [0, 0])
-            counts[0 if ok else 1] += 1
-            verdict = counts == [0, FAILURES_BEFORE_SKIP]
+            before = counts[1]
+            if ok:
+                counts[0] += 1
+            else:
+                costly = seconds >= COSTLY_FAILURE_SECONDS
+                counts[1] = max(counts[1] + 1, FAILURES_BEFORE_SKIP if costly else 0)
+            verdict = not counts[0] and before < FAILURES_BEFORE_SKIP <= counts[1]
         if verdict and self._keep is not None:
             self._keep(way)
 

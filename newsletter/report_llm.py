@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from difflib import SequenceMatcher
 from typing import Any
@@ -372,6 +373,7 @@ def llm_report(
             )
             continue
         while True:
+            asked = time.monotonic()
             try:
                 answer = client.ask(
                     "report",
@@ -393,10 +395,11 @@ def llm_report(
                         "%s: a timeout; the report now covers %d papers", category.slug, covered
                     )
                     continue
+                client.track.note(way, ok=False, seconds=time.monotonic() - asked)
                 break
             except LLMInvalid as exc:
                 failure = exc
-                client.track.note(way, ok=False)
+                client.track.note(way, ok=False, seconds=time.monotonic() - asked)
                 break
             client.track.note(way, ok=True)
             kept = without_copies(answer.value, papers)

@@ -137,3 +137,19 @@ def test_a_later_run_skips_the_formats_that_kept_failing_from_its_first_category
     # English was never tried: it climbs the ladder as usual
     llm_report(TAXONOMY.get("computer-vision"), day_of(4), "en", later)
     assert llm_server.count_of("report") == 1
+
+
+def test_one_failure_that_cost_a_minute_is_enough_to_skip_a_format() -> None:
+    from newsletter.llm_jobs import COSTLY_FAILURE_SECONDS, TrackRecord
+
+    kept: list[str] = []
+    track = TrackRecord(keep=kept.append)
+    track.note("fast", ok=False, seconds=2.0)
+    assert not track.failing("fast")  # one quick failure may be bad luck
+    track.note("slow", ok=False, seconds=COSTLY_FAILURE_SECONDS + 1)
+    assert track.failing("slow") and kept == ["slow"]
+    track.note("slow", ok=False, seconds=COSTLY_FAILURE_SECONDS + 1)
+    assert kept == ["slow"]  # the verdict is kept once
+    track.note("mixed", ok=True)
+    track.note("mixed", ok=False, seconds=COSTLY_FAILURE_SECONDS + 1)
+    assert not track.failing("mixed")  # it worked once in this run
