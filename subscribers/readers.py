@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.categories import Taxonomy
 from newsletter.db import session_scope, utcnow
@@ -228,6 +228,28 @@ def get_by_email(engine: Engine, email: str) -> SubscriberInfo | None:
     with Session(engine) as session:
         row = find_row(session, normalize_email(email))
         return info_of(row) if row else None
+
+
+def rows_by_id(session: Session, ids: Iterable[int]) -> dict[int, Subscriber]:
+    """The readers of ``ids`` that exist, read in one query and held by ``session``.
+
+    For a caller applying many changes in one transaction (the provider webhook):
+    a change made through a row is what the next look-up of that reader sees.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(Subscriber).where(col(Subscriber.id).in_(wanted))
+    return {row.id: row for row in session.exec(query) if row.id is not None}
+
+
+def rows_by_email(session: Session, addresses: Iterable[str]) -> dict[str, Subscriber]:
+    """The readers of normalised ``addresses`` that exist, like ``rows_by_id``."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    query = select(Subscriber).where(col(Subscriber.email).in_(wanted))
+    return {row.email: row for row in session.exec(query)}
 
 
 def set_status(engine: Engine, subscriber_id: int, status: str, source: str) -> None:

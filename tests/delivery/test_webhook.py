@@ -342,3 +342,53 @@ def test_oversized_posts_answer_413_and_change_nothing(
     answer = post(client, signer, small_but_many)
     assert answer.status_code == 413 and "events" in answer.json()["error"]
     assert snapshot(app_services, issue) == before
+
+
+def test_a_post_of_5000_events_is_applied_fully_and_in_order(
+    client: TestClient, signer: Signer, app_services: Services, sent: tuple[int, list[int]]
+) -> None:
+    """Events are applied a chunk per transaction: every chunk lands, later ones see earlier."""
+    svc = app_services
+    issue, _ = sent
+    ids = add_readers(svc, 1000, start=100)
+    ledger.claim(svc.engine, issue, [(i, "nlp") for i in ids])
+    ledger.record(svc.engine, issue, [(i, SendResult("x", SendOutcome.SENT, "s")) for i in ids])
+
+    def short(kind: str, n: int, reader: int, **extra: Any) -> dict[str, Any]:
+        # Small events, so that 5,000 of them fit in one post's MAX_BODY.
+        return {"event": kind, "sg_event_id": f"e{n}", "timestamp": 1732270000 + n,
+                "issue_id": issue, "subscriber_id": reader, **extra}  # fmt: skip
+
+    events = []
+    for n in range(5000):
+        phase, slot = divmod(n, 1000)
+        reader, tenth = ids[slot], slot % 10
+        if phase == 0:
+            events.append(short("delivered", n, reader))
+        elif phase == 1:
+            events.append(short("open", n, reader))
+        elif phase == 2 and tenth == 0:
+            events.append(short("bounce", n, reader, type="bounce", reason="550 gone"))
+        elif phase == 3 and tenth in (0, 1):
+            events.append(short("spamreport", n, reader))  # the bounced stay bounced
+        elif phase == 4 and tenth in (0, 1, 2):
+            events.append(short("unsubscribe", n, reader))
+        elif phase == 4 and tenth == 3:
+            events.append(short("open", n, 10**9 + n))  # nobody we know
+        else:
+            events.append(short("processed", n, reader))  # known, no change
+    body = json.dumps(events, separators=(",", ":")).encode()
+    assert len(body) < webhooks.MAX_BODY
+
+    answer = post(client, signer, body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"applied": 4900, "duplicates": 0, "ignored": 100, "skipped": 0}
+    readers = {r.id: r for r in list_subscribers(svc.engine)}
+    expected = ["bounced", "complained", "unsubscribed"] + ["active"] * 7
+    assert [readers[i].status for i in ids] == expected * 100
+    rows = {r.email: r for r in ledger.list_deliveries(svc.engine, issue)}
+    mine = [rows[readers[i].email] for i in ids]
+    assert all(r.delivered_at and r.opened_at for r in mine)
+    assert [r.status for r in mine] == (["failed"] + ["sent"] * 9) * 100
+    assert "550 gone" in mine[0].error
+    assert post(client, signer, body).json()["duplicates"] == 5000
