@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from newsletter.models import Paper
-from newsletter.sources.arxiv_rss import split_id
+from newsletter.sources.arxiv_rss import entry_id
 from newsletter.sources.authors import entry_authors
 from newsletter.sources.base import (
     Document,
@@ -23,10 +23,11 @@ from newsletter.sources.base import (
     EntryRejected,
     FeedContext,
     ParsedFeed,
-    bozo_problem,
     clean_abstract,
     clean_title,
+    feed_result,
     fold,
+    made_papers,
     merge_classes,
     whole_entries,
 )
@@ -57,10 +58,7 @@ def iso_date(value: Any) -> dt.date | None:
 
 
 def _paper(entry: Any, label: str, ctx: FeedContext, log: EntryLog) -> Paper:
-    try:
-        arxiv_id, version = split_id(str(entry.get("id", "")))
-    except ValueError as exc:
-        raise EntryRejected(f"{label}: {exc}") from exc
+    arxiv_id, version = entry_id(str(entry.get("id", "")), label)
     label = f"{label} ({arxiv_id})"
     # The API wraps long titles over lines: folding them is expected, not worth a note.
     title = clean_title(fold(entry.get("title", "")), label, log)
@@ -93,26 +91,12 @@ def _paper(entry: Any, label: str, ctx: FeedContext, log: EntryLog) -> Paper:
 
 def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
     """Papers from an API answer; an entry without id or date is reported, not guessed."""
-    parsed = doc.feed
     log = EntryLog()
     papers: dict[str, Paper] = {}
-    merged = 0
-    for entry, label in whole_entries(doc, log):
-        try:
-            paper = _paper(entry, label, ctx, log)
-        except EntryRejected as exc:
-            log.failed.append(str(exc))
-            continue
-        merged += paper.arxiv_id in papers
+    for paper in made_papers(
+        whole_entries(doc, log), log, lambda entry, label: _paper(entry, label, ctx, log)
+    ):
+        log.merged += paper.arxiv_id in papers
         papers.setdefault(paper.arxiv_id, paper)
-    return ParsedFeed(
-        url=ctx.url,
-        kind=KIND,
-        announced=max((p.announced for p in papers.values()), default=None),
-        papers=tuple(papers.values()),
-        seen=len(parsed.entries),
-        merged=merged,
-        failed=tuple(log.failed),
-        problems=bozo_problem(doc, doc.complete_entries()),
-        notes=tuple(log.notes),
-    )
+    announced = max((p.announced for p in papers.values()), default=None)
+    return feed_result(doc, ctx, KIND, log, papers.values(), announced)

@@ -18,7 +18,7 @@ from typing import Any
 from newsletter.errors import SourceError
 from newsletter.models import Paper
 from newsletter.sources.arxiv_api import iso_date
-from newsletter.sources.arxiv_rss import REPLACEMENT_TYPES, split_id
+from newsletter.sources.arxiv_rss import REPLACEMENT_TYPES, entry_id
 from newsletter.sources.authors import split_authors
 from newsletter.sources.base import (
     Document,
@@ -26,10 +26,11 @@ from newsletter.sources.base import (
     EntryRejected,
     FeedContext,
     ParsedFeed,
-    bozo_problem,
     clean_abstract,
     clean_title,
+    feed_result,
     fold,
+    made_papers,
     whole_entries,
 )
 
@@ -61,12 +62,9 @@ def _paper(entry: Any, label: str, ctx: FeedContext, log: EntryLog, date: Any) -
         ident = suffix.group("id")
     if not ident:
         raise EntryRejected(f"{label}: no link and no arXiv id in the title")
-    try:
-        arxiv_id, version = split_id(ident)
-        if version is None and suffix:
-            version = split_id(suffix.group("id"))[1]
-    except ValueError as exc:
-        raise EntryRejected(f"{label}: {exc}") from exc
+    arxiv_id, version = entry_id(ident, label)
+    if version is None and suffix:
+        version = entry_id(suffix.group("id"), label)[1]
     label = f"{label} ({arxiv_id})"
     title = clean_title(raw_title[: suffix.start()] if suffix else raw_title, label, log)
     if not title:
@@ -109,27 +107,12 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         )
     log = EntryLog()
     papers: dict[str, Paper] = {}
-    replacements = merged = 0
-    for entry, label in whole_entries(doc, log):
-        try:
-            paper = _paper(entry, label, ctx, log, date)
-        except EntryRejected as exc:
-            log.failed.append(str(exc))
-            continue
+    for paper in made_papers(
+        whole_entries(doc, log), log, lambda entry, label: _paper(entry, label, ctx, log, date)
+    ):
         if paper.announce_type in REPLACEMENT_TYPES and not ctx.include_replacements:
-            replacements += 1
+            log.skipped_replacements += 1
             continue
-        merged += paper.arxiv_id in papers
+        log.merged += paper.arxiv_id in papers
         papers.setdefault(paper.arxiv_id, paper)
-    return ParsedFeed(
-        url=ctx.url,
-        kind=KIND,
-        announced=date,
-        papers=tuple(papers.values()),
-        seen=len(parsed.entries),
-        skipped_replacements=replacements,
-        merged=merged,
-        failed=tuple(log.failed),
-        problems=bozo_problem(doc, doc.complete_entries()),
-        notes=tuple(log.notes),
-    )
+    return feed_result(doc, ctx, KIND, log, papers.values(), date)

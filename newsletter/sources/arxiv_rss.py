@@ -25,11 +25,12 @@ from newsletter.sources.base import (
     EntryRejected,
     FeedContext,
     ParsedFeed,
-    bozo_problem,
     cap,
     clean_abstract,
     clean_title,
+    feed_result,
     fold,
+    made_papers,
     merge_classes,
     whole_entries,
 )
@@ -60,6 +61,14 @@ def split_id(raw: str) -> tuple[str, int | None]:
         raise ValueError(f"{raw!r} is not an arXiv id")
     version = match.group("v")
     return match.group("id"), int(version) if version else None
+
+
+def entry_id(raw: str, label: str) -> tuple[str, int | None]:
+    """``split_id`` for a parser: an entry whose id is not arXiv's is rejected, labelled."""
+    try:
+        return split_id(raw)
+    except ValueError as exc:
+        raise EntryRejected(f"{label}: {exc}") from exc
 
 
 def recognises(doc: Document) -> bool:
@@ -110,10 +119,7 @@ def _entry(
     if not raw_id:
         title = cap(fold(entry.get("title", "")), 60)[0]
         raise EntryRejected(f"{label}{f' ({title!r})' if title else ''}: no id")
-    try:
-        arxiv_id, version = split_id(raw_id)
-    except ValueError as exc:
-        raise EntryRejected(f"{label}: {exc}") from exc
+    arxiv_id, version = entry_id(raw_id, label)
     label = f"{label} ({arxiv_id})"
     if version is None and prefix:
         with contextlib.suppress(ValueError):
@@ -178,32 +184,19 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         announced = ctx.issue_date
     log = EntryLog()
     papers: dict[str, Paper] = {}
-    replacements = merged = 0
-    for entry, label in whole_entries(doc, log):
-        try:
-            paper = _entry(entry, label, announced, ctx, log)
-        except EntryRejected as exc:
-            log.failed.append(str(exc))
-            continue
+    for paper in made_papers(
+        whole_entries(doc, log),
+        log,
+        lambda entry, label: _entry(entry, label, announced, ctx, log),
+    ):
         if paper.announce_type in REPLACEMENT_TYPES and not ctx.include_replacements:
-            replacements += 1
+            log.skipped_replacements += 1
             continue
         previous = papers.get(paper.arxiv_id)
         if previous is not None:
-            merged += 1
+            log.merged += 1
             paper = merge(previous, paper)
         papers[paper.arxiv_id] = paper
     if announced is None and papers:
         announced = max(p.announced for p in papers.values())
-    return ParsedFeed(
-        url=ctx.url,
-        kind=KIND,
-        announced=announced,
-        papers=tuple(papers.values()),
-        seen=len(parsed.entries),
-        skipped_replacements=replacements,
-        merged=merged,
-        failed=tuple(log.failed),
-        problems=bozo_problem(doc, doc.complete_entries()),
-        notes=tuple(log.notes),
-    )
+    return feed_result(doc, ctx, KIND, log, papers.values(), announced)

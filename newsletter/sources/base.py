@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -147,6 +147,9 @@ class EntryLog:
 
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Entries that repeated a paper earlier in the feed, and replacements left out.
+    merged: int = 0
+    skipped_replacements: int = 0
 
 
 def whole_entries(doc: Document, log: EntryLog) -> Iterator[tuple[Any, str]]:
@@ -162,6 +165,50 @@ def whole_entries(doc: Document, log: EntryLog) -> Iterator[tuple[Any, str]]:
             log.failed.append(f"{label}: cut off (the feed is truncated)")
             continue
         yield entry, label
+
+
+def made_papers(
+    entries: Iterable[tuple[Any, str]], log: EntryLog, make: Callable[[Any, str], Paper]
+) -> Iterator[Paper]:
+    """The paper ``make`` builds of each labelled entry; one it rejects is logged instead.
+
+    Every parser's loop: a bad entry is reported with its reason and never holds back
+    the rest of the feed.
+    """
+    for entry, label in entries:
+        try:
+            paper = make(entry, label)
+        except EntryRejected as exc:
+            log.failed.append(str(exc))
+            continue
+        yield paper
+
+
+def feed_result(
+    doc: Document,
+    ctx: FeedContext,
+    kind: str,
+    log: EntryLog,
+    papers: Iterable[Paper],
+    announced: dt.date | None,
+) -> ParsedFeed:
+    """The ``ParsedFeed`` of an RSS/Atom document walked by ``whole_entries``.
+
+    Every entry of the document counts as seen, and a broken document's fault is
+    reported beside its papers.
+    """
+    return ParsedFeed(
+        url=ctx.url,
+        kind=kind,
+        announced=announced,
+        papers=tuple(papers),
+        seen=len(doc.feed.entries),
+        failed=tuple(log.failed),
+        problems=bozo_problem(doc, doc.complete_entries()),
+        notes=tuple(log.notes),
+        merged=log.merged,
+        skipped_replacements=log.skipped_replacements,
+    )
 
 
 def fold(value: Any) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.sources.arxiv_rss import split_id
+from newsletter.sources.arxiv_rss import entry_id
 from newsletter.sources.authors import names_of
 from newsletter.sources.base import (
     Document,
@@ -26,6 +26,7 @@ from newsletter.sources.base import (
     clean_abstract,
     clean_title,
     fold,
+    made_papers,
 )
 
 KIND = "hf-daily"
@@ -71,10 +72,7 @@ def _paper(item: Any, label: str, date: dt.date, url: str, log: EntryLog) -> Pap
     raw_id = fold(str(inner.get("id") or ""))
     if not raw_id:
         raise EntryRejected(f"{label}: no id")
-    try:
-        arxiv_id, version = split_id(raw_id)
-    except ValueError as exc:
-        raise EntryRejected(f"{label}: {exc}") from exc
+    arxiv_id, version = entry_id(raw_id, label)
     label = f"{label} ({arxiv_id})"
     title = clean_title(inner.get("title") or item.get("title"), label, log)
     if not title:
@@ -104,14 +102,11 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         raise SourceError(ctx.url, "no date: put date={date} in the URL")
     log = EntryLog()
     papers: dict[str, Paper] = {}
-    merged = 0
-    for index, item in enumerate(items, start=1):
-        try:
-            paper = _paper(item, f"entry {index}", date, ctx.url, log)
-        except EntryRejected as exc:
-            log.failed.append(str(exc))
-            continue
-        merged += paper.arxiv_id in papers
+    labelled = ((item, f"entry {index}") for index, item in enumerate(items, start=1))
+    for paper in made_papers(
+        labelled, log, lambda item, label: _paper(item, label, date, ctx.url, log)
+    ):
+        log.merged += paper.arxiv_id in papers
         papers.setdefault(paper.arxiv_id, paper)
     return ParsedFeed(
         url=ctx.url,
@@ -119,7 +114,7 @@ def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
         announced=date,
         papers=tuple(papers.values()),
         seen=len(items),
-        merged=merged,
+        merged=log.merged,
         failed=tuple(log.failed),
         notes=tuple(log.notes),
     )

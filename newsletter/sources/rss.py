@@ -20,12 +20,14 @@ from newsletter.sources.authors import entry_authors
 from newsletter.sources.base import (
     Document,
     EntryLog,
+    EntryRejected,
     FeedContext,
     ParsedFeed,
-    bozo_problem,
     clean_abstract,
     clean_title,
+    feed_result,
     fold,
+    made_papers,
     whole_entries,
 )
 
@@ -59,56 +61,49 @@ def _text(detail: Any, raw: Any) -> str:
     return text
 
 
+def _paper(
+    entry: Any, label: str, ctx: FeedContext, log: EntryLog, atom: bool, channel: dt.date | None
+) -> Paper:
+    link = fold(entry.get("link", ""))
+    ident = fold(entry.get("id", "")) or link
+    if not ident:
+        raise EntryRejected(f"{label}: no id and no link")
+    title = clean_title(_text(entry.get("title_detail"), entry.get("title")), label, log)
+    if not title:
+        raise EntryRejected(f"{label} ({ident}): no title")
+    date = _date(entry) or channel
+    if date is None:
+        raise EntryRejected(f"{label} ({ident}): no date in the entry or the channel")
+    summary = _text(entry.get("summary_detail"), entry.get("summary", ""))
+    tags = tuple(
+        t for t in dict.fromkeys(fold(t.get("term")) for t in entry.get("tags", []) or []) if t
+    )
+    return Paper(
+        arxiv_id=paper_key(ident),
+        title=title,
+        abstract=clean_abstract(summary, label, log),
+        authors=entry_authors(entry, atom),
+        announced=date,
+        primary_class=tags[0] if tags else "",
+        classes=tags,
+        announce_type="new",
+        abs_url=link,
+        source=ctx.url,
+    )
+
+
 def parse(doc: Document, ctx: FeedContext) -> ParsedFeed:
-    parsed = doc.feed
-    atom = str(parsed.get("version", "")).startswith("atom")
-    channel_date = _date(parsed.feed)
+    """Papers of any feed; an entry seen twice (same id) counts as merged, the last kept."""
+    atom = str(doc.feed.get("version", "")).startswith("atom")
+    channel = _date(doc.feed.feed)
     log = EntryLog()
     papers: dict[str, Paper] = {}
-    merged = 0
-    for entry, label in whole_entries(doc, log):
-        link = fold(entry.get("link", ""))
-        ident = fold(entry.get("id", "")) or link
-        if not ident:
-            log.failed.append(f"{label}: no id and no link")
-            continue
-        title = clean_title(_text(entry.get("title_detail"), entry.get("title")), label, log)
-        if not title:
-            log.failed.append(f"{label} ({ident}): no title")
-            continue
-        date = _date(entry) or channel_date
-        if date is None:
-            log.failed.append(f"{label} ({ident}): no date in the entry or the channel")
-            continue
-        key = paper_key(ident)
-        if key in papers:
-            merged += 1
-        summary = _text(entry.get("summary_detail"), entry.get("summary", ""))
-        authors = entry_authors(entry, atom)
-        tags = tuple(
-            t for t in dict.fromkeys(fold(t.get("term")) for t in entry.get("tags", []) or []) if t
-        )
-        papers[key] = Paper(
-            arxiv_id=key,
-            title=title,
-            abstract=clean_abstract(summary, label, log),
-            authors=authors,
-            announced=date,
-            primary_class=tags[0] if tags else "",
-            classes=tags,
-            announce_type="new",
-            abs_url=link,
-            source=ctx.url,
-        )
+    for paper in made_papers(
+        whole_entries(doc, log),
+        log,
+        lambda entry, label: _paper(entry, label, ctx, log, atom, channel),
+    ):
+        log.merged += paper.arxiv_id in papers
+        papers[paper.arxiv_id] = paper
     announced = max((p.announced for p in papers.values()), default=None)
-    return ParsedFeed(
-        url=ctx.url,
-        kind=KIND,
-        announced=announced,
-        papers=tuple(papers.values()),
-        seen=len(parsed.entries),
-        merged=merged,
-        failed=tuple(log.failed),
-        problems=bozo_problem(doc, doc.complete_entries()),
-        notes=tuple(log.notes),
-    )
+    return feed_result(doc, ctx, KIND, log, papers.values(), announced)
