@@ -248,3 +248,24 @@ def test_the_mail_names_its_list(sendgrid: SendGridDouble, rendered: RenderedIss
     assert seen.body["headers"] == {
         "List-Id": '"Daily AI Insights" <daily-ai-insights.example.org>'
     }
+
+
+def test_the_benchmark_double_answers_first_and_counts_what_breaks_the_spec(
+    rendered: RenderedIssue,
+) -> None:
+    """``bench.send``'s double (``validate_later``) accepts at once and checks each body in
+    a child process afterwards; a body that breaks the description is counted there."""
+    with SendGridDouble(API_KEY, validate_later=True, keep_bodies=False) as double:
+        backend = backend_for(double)
+        assert backend.send(batch_of(rendered, [envelope(1)]))[0].status == SendOutcome.SENT
+        broken = backend_for(double)
+        broken.sandbox = True
+        body = broken.build_body(batch_of(rendered, [envelope(2)]), [0])
+        body["mail_settings"] = {"sandbox_mode": {"enable": "yes"}}  # a string, not a boolean
+        assert broken._post(body).status == 202  # answered before it was checked
+        deadline = time.monotonic() + 120
+        while double.stats()["waiting_validation"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stats = double.stats()
+    assert stats["waiting_validation"] == 0 and stats["violations"] == 1
+    assert "sandbox_mode" in str(stats["first_violation"])
