@@ -15,6 +15,8 @@ import idna
 
 def wire_address(address: str) -> str:
     """``address`` with its domain in IDNA ASCII form; unchanged when already ASCII."""
+    if address.isascii():  # nearly every address: nothing to encode
+        return address
     local, at, domain = address.rpartition("@")
     if not at or domain.isascii():
         return address

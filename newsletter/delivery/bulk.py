@@ -33,23 +33,22 @@ def insert_claims(
     placeholders each cost psycopg more to parse than the database takes to insert.
     """
     if conn.dialect.name == "postgresql":
-        rows = (
-            sa.func.unnest(
-                sa.bindparam(
-                    "sids", [sid for sid, _ in readers], type_=postgresql.ARRAY(sa.Integer)
-                ),
-                sa.bindparam(
-                    "cats", [cats for _, cats in readers], type_=postgresql.ARRAY(sa.String)
-                ),
+        sids = sa.bindparam("sids", [sid for sid, _ in readers], type_=postgresql.ARRAY(sa.Integer))
+        kinds = {cats for _, cats in readers}
+        if len(kinds) == 1:  # a batch is one rendering: its categories go once
+            rows = sa.func.unnest(sids).table_valued("sid").render_derived(name="claims")
+            categories: Any = sa.literal(kinds.pop())
+        else:
+            cats = sa.bindparam(
+                "cats", [cats for _, cats in readers], type_=postgresql.ARRAY(sa.String)
             )
-            .table_valued("sid", "cats")
-            .render_derived(name="claims")
-        )
+            rows = sa.func.unnest(sids, cats).table_valued("sid", "cats").render_derived("claims")
+            categories = rows.c.cats
         source = sa.select(
             sa.literal(issue_id),
             rows.c.sid,
             sa.literal(DeliveryStatus.SENDING.value),
-            rows.c.cats,
+            categories,
             sa.literal(""),
             sa.literal(""),
             sa.literal(now, sa.DateTime(timezone=True)),
@@ -176,6 +175,14 @@ def _write_answers_pg(
     groups: Mapping[tuple[DeliveryStatus, str, str], Sequence[int]],
     now: dt.datetime,
 ) -> None:
+    if len(groups) == 1:  # a SendGrid request: one answer for all, one array of keys
+        ((status, message_id, error), ids), *_ = groups.items()
+        conn.execute(
+            sa.update(DELIVERIES)
+            .where(one_of(conn, key_column, ids), *where)
+            .values(status=status, message_id=message_id, error=error, updated_at=now)
+        )
+        return
     keys: list[int] = []
     statuses: list[str] = []
     message_ids: list[str] = []

@@ -358,9 +358,10 @@ def _personalization(envelope: Envelope, markers: dict[str, str]) -> dict[str, A
     """One reader's personalization: one ``to`` (nobody sees another reader's address),
     their link values as ``substitutions``, their own headers, their ids as
     ``custom_args``; empty parts left out, as ``Personalization.get()`` does."""
+    # The envelope's own dicts, not copies: the body is serialized once and not changed.
     personalization: dict[str, Any] = {"to": [{"email": wire_address(envelope.to)}]}
     if envelope.headers:
-        personalization["headers"] = dict(envelope.headers)
+        personalization["headers"] = envelope.headers
     if markers:
         values = envelope.values
         # A value not given is empty, as in ``RenderedIssue.personalize``.
@@ -368,7 +369,7 @@ def _personalization(envelope: Envelope, markers: dict[str, str]) -> dict[str, A
             marker: values.get(name, "") for name, marker in markers.items()
         }
     if envelope.tags:
-        personalization["custom_args"] = dict(envelope.tags)
+        personalization["custom_args"] = envelope.tags
     return personalization
 
 
