@@ -111,7 +111,8 @@ def run(kind: str, rows: int, tmp: Path) -> dict[str, Any] | None:
         f"{kind:<11} import: {rows:,} rows in {f['import_s']:.1f} s = {rate:,.0f} "
         f"rows/s ({f['added']:,} added, {f['merged']:,} merged); export "
         f"{f['exported']:,} in {f['export_s']:.1f} s; re-import {f['reimport_s']:.1f} s "
-        f"({f['unchanged']:,} unchanged); peak RSS {f['peak_mb']:.0f} MB"
+        f"({f['unchanged']:,} unchanged); peak RSS {f['peak_mb']:.0f} MB; "
+        f"load {os.getloadavg()[0]:.1f}"
         + (f"; target <{target:g} s: {verdict}" if kind == "sqlite" else "")
     )
     return f
