@@ -26,7 +26,7 @@ from difflib import SequenceMatcher
 from pydantic import BaseModel
 
 from newsletter.categories import Category
-from newsletter.errors import LLMError, LLMInvalid, LLMTimeout
+from newsletter.errors import LLMInvalid
 from newsletter.llm_answers import AnswerRejected
 from newsletter.llm_client import LLMClient
 from newsletter.llm_prompts import render_prompt
@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 #: Papers that get a note of their own (the most relevant first); each costs one call.
 MAX_NOTES = 5
 NOTE_TOKENS = 90
-CONCLUSION_TOKENS = 120
+CONCLUSION_TOKENS = 160
+#: Times one line's translation is asked before the line is left out.
+TRANSLATION_TRIES = 2
 #: Output tokens a translation may take per English character: Korean measured ~0.5-0.9
 #: with Qwen's tokenizer; a looping translation stops at the cap instead of minutes later.
 TRANSLATION_TOKENS_PER_CHAR = 0.8
@@ -182,8 +184,10 @@ def _ask_note(paper: Paper, client: LLMClient) -> str | None:
     return answer.value.line
 
 
-def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[str]:
-    """``lines`` in ``language``: all at once, then line by line; raises LLMError."""
+def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[str | None]:
+    """``lines`` in ``language``: all at once, else line by line, each asked up to
+    TRANSLATION_TRIES times (a small model that loops on a line often does not the next
+    time); None for a line that got no usable translation. Raises LLMTimeout."""
 
     def ask(chunk: Sequence[str]) -> list[str]:
         size = sum(len(line) + 4 for line in chunk)
@@ -206,13 +210,22 @@ def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[s
         )
         return answer.value.lines
 
-    try:
-        return ask(lines)
-    except LLMInvalid as exc:
-        if len(lines) == 1:
-            raise
-        log.info("translating %d lines at once failed (%s); one by one", len(lines), exc)
-    return [ask([line])[0] for line in lines]
+    if len(lines) > 1:
+        try:
+            return list(ask(lines))
+        except LLMInvalid as exc:
+            log.info("translating %d lines at once failed (%s); one by one", len(lines), exc)
+    translated: list[str | None] = []
+    for line in lines:
+        for _ in range(TRANSLATION_TRIES):
+            try:
+                translated.append(ask([line])[0])
+                break
+            except LLMInvalid as exc:
+                log.info("no usable translation of a line yet: %s", exc)
+        else:
+            translated.append(None)
+    return translated
 
 
 def notes_report(
@@ -246,14 +259,14 @@ def notes_report(
         shrinkable=False,
     ).value.line
     if language != "en":
-        try:
-            *translated, conclusion = _translate(
-                [line for _, line in notes] + [conclusion], language, client
-            )
-        except LLMTimeout:
-            raise
-        except LLMError as exc:
-            raise LLMInvalid(f"{category.slug}: no usable {language} translation: {exc}") from exc
-        notes = [(i, line) for (i, _), line in zip(notes, translated, strict=True)]
+        *translated, in_language = _translate(
+            [line for _, line in notes] + [conclusion], language, client
+        )
+        if in_language is None:
+            raise LLMInvalid(f"{category.slug}: no usable {language} translation of the conclusion")
+        conclusion = in_language
+        notes = [(i, line) for (i, _), line in zip(notes, translated, strict=True) if line]
+        if not notes:
+            raise LLMInvalid(f"{category.slug}: no usable {language} translation of any note")
     themes = category_themes(papers, category) or title_keywords(papers)[:3]
     return themes, title_keywords(papers), notes, conclusion

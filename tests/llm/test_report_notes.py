@@ -153,3 +153,25 @@ def test_one_failure_that_cost_a_minute_is_enough_to_skip_a_format() -> None:
     track.note("mixed", ok=True)
     track.note("mixed", ok=False, seconds=COSTLY_FAILURE_SECONDS + 1)
     assert not track.failing("mixed")  # it worked once in this run
+
+
+def test_a_line_that_gets_no_translation_twice_is_left_out(
+    llm_client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    papers = day_of(2)
+    llm_server.script(*[Step("wrong_language", task="report")] * WHOLE_REPORT_RUNGS)
+    # all lines at once, then the first line twice: English every time
+    llm_server.script(*[Step("wrong_language", task="translate")] * 3)
+    report = llm_report(NLP, papers, "ko", llm_client)
+    assert [n.arxiv_id for n in report.notable] == [papers[1].arxiv_id]
+    assert llm_server.count_of("translate") == 1 + 2 + 1 + 1
+
+
+def test_a_conclusion_that_gets_no_translation_falls_back(
+    llm_client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    papers = day_of(1)
+    llm_server.script(*[Step("wrong_language", task="report")] * WHOLE_REPORT_RUNGS)
+    llm_server.script(*[Step("wrong_language", task="translate")] * 4)
+    reports = write_reports({"nlp": tuple(papers)}, TAXONOMY, "ko", llm_client)
+    assert reports["nlp"].made_by == "extractive"
