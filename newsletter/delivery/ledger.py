@@ -208,35 +208,6 @@ def list_deliveries(
     return [DeliveryInfo(email, DeliveryStatus(status), *rest) for email, status, *rest in rows]
 
 
-def note_event(
-    engine: Engine,
-    issue_id: int,
-    subscriber_id: int,
-    kind: str,
-    at: dt.datetime,
-    reason: str = "",
-) -> bool:
-    """Apply a provider event to a ledger row: delivered, opened, or failed after all.
-
-    Returns False when the ledger has no such row (an event for another sender).
-    """
-    where = (DELIVERIES.c.issue_id == issue_id, DELIVERIES.c.subscriber_id == subscriber_id)
-    values: dict[str, object]
-    if kind == "delivered":
-        values = {"delivered_at": at}
-    elif kind == "open":
-        values = {"opened_at": at}
-    else:
-        values = {
-            "status": DeliveryStatus.FAILED,
-            "error": f"{kind}: {reason}"[:500],
-            "updated_at": utcnow(),
-        }
-    with engine.begin() as conn:
-        result = conn.execute(sa.update(DELIVERIES).where(*where).values(**values))
-        return bool(result.rowcount)
-
-
 def fail_by_message_id(engine: Engine, message_id: str, reason: str) -> int:
     """Mark the delivery that carried ``message_id`` failed (a bounce came back)."""
     if not message_id:
