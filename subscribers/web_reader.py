@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from starlette.datastructures import FormData, UploadFile
 
+from newsletter.app import Services
 from newsletter.errors import InterestsError, one_line
 from newsletter.statuses import SUPPRESSED, Cadence
 from subscribers import interests
@@ -180,16 +181,26 @@ def manage_submit(request: Request, token: str, form: ParsedForm) -> Response:
     return _manage_page(request, updated, lang, notice=web_texts(lang)["saved"])
 
 
-@router.post("/manage/{token}/interests", response_class=HTMLResponse)
-def interests_submit(request: Request, token: str, form: ParsedForm) -> Response:
-    """Save or forget the reader's free-text interests (their liked papers are kept)."""
-    svc = services_of(request)
+def _interests_form(
+    request: Request, token: str, form: ParsedForm
+) -> tuple[Services, SubscriberInfo, str, dict[str, str]] | Response:
+    """What both interests forms check first: CSRF, the signed link, a reader who can
+    still have interests (active or paused); the page to answer with otherwise."""
     check_csrf(request, form)
     info = _reader(request, token, "manage")
     lang = page_language(request, stored=info.language)
-    t = web_texts(lang)
     if info.status not in ("active", "paused"):
         return _manage_page(request, info, lang, status=409)
+    return services_of(request), info, lang, web_texts(lang)
+
+
+@router.post("/manage/{token}/interests", response_class=HTMLResponse)
+def interests_submit(request: Request, token: str, form: ParsedForm) -> Response:
+    """Save or forget the reader's free-text interests (their liked papers are kept)."""
+    checked = _interests_form(request, token, form)
+    if isinstance(checked, Response):
+        return checked
+    svc, info, lang, t = checked
     action = form_field(form, "action")
     if action == "clear":
         interests.clear_interests(svc.engine, info.id, source="web")
@@ -214,13 +225,10 @@ def interests_file(request: Request, token: str, form: ParsedForm) -> Response:
     """
     from subscribers.interest_files import parse_upload
 
-    svc = services_of(request)
-    check_csrf(request, form)
-    info = _reader(request, token, "manage")
-    lang = page_language(request, stored=info.language)
-    t = web_texts(lang)
-    if info.status not in ("active", "paused"):
-        return _manage_page(request, info, lang, status=409)
+    checked = _interests_form(request, token, form)
+    if isinstance(checked, Response):
+        return checked
+    svc, info, lang, t = checked
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return _manage_page(request, info, lang, status=400, errors=[t["liked_file_missing"]])
