@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 MAX_NOTES = 5
 NOTE_TOKENS = 90
 CONCLUSION_TOKENS = 160
-#: Times one line's translation is asked before the line is left out.
-TRANSLATION_TRIES = 2
+#: Times a conclusion, or one line's translation, is asked before it is given up: a small
+#: model that loops or repeats the notes once often does not the next time.
+TRIES = 2
 #: Output tokens a translation may take per English character: Korean measured ~0.5-0.9
 #: with Qwen's tokenizer; a looping translation stops at the cap instead of minutes later.
 TRANSLATION_TOKENS_PER_CHAR = 0.8
@@ -186,7 +187,7 @@ def _ask_note(paper: Paper, client: LLMClient) -> str | None:
 
 def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[str | None]:
     """``lines`` in ``language``: all at once, else line by line, each asked up to
-    TRANSLATION_TRIES times (a small model that loops on a line often does not the next
+    TRIES times (a small model that loops on a line often does not the next
     time); None for a line that got no usable translation. Raises LLMTimeout."""
 
     def ask(chunk: Sequence[str]) -> list[str]:
@@ -210,14 +211,18 @@ def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[s
         )
         return answer.value.lines
 
-    if len(lines) > 1:
+    if len(lines) > 1 and not client.track.failing(f"translate:all-at-once:{language}"):
         try:
-            return list(ask(lines))
+            all_at_once: list[str | None] = list(ask(lines))
         except LLMInvalid as exc:
             log.info("translating %d lines at once failed (%s); one by one", len(lines), exc)
+            client.track.note(f"translate:all-at-once:{language}", ok=False)
+        else:
+            client.track.note(f"translate:all-at-once:{language}", ok=True)
+            return all_at_once
     translated: list[str | None] = []
     for line in lines:
-        for _ in range(TRANSLATION_TRIES):
+        for _ in range(TRIES):
             try:
                 translated.append(ask([line])[0])
                 break
@@ -226,6 +231,32 @@ def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[s
         else:
             translated.append(None)
     return translated
+
+
+def _conclusion(category: Category, notes: Sequence[tuple[str, str]], client: LLMClient) -> str:
+    """The model's conclusion from ``notes``, asked up to TRIES times; raises LLMError."""
+    prompt = render_prompt(
+        "report_conclusion",
+        category={"name": category.name("en")},
+        notes=[{"id": i, "note": line} for i, line in notes],
+    )
+    for attempt in range(1, TRIES + 1):
+        try:
+            return client.ask(
+                "report:conclusion",
+                prompt,
+                Note,
+                conclusion_check([line for _, line in notes]),
+                max_tokens=CONCLUSION_TOKENS,
+                mode="text",
+                parse=_paragraph,
+                repair=False,
+                shrinkable=False,
+            ).value.line
+        except LLMInvalid:
+            if attempt == TRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def notes_report(
@@ -243,21 +274,7 @@ def notes_report(
             notes.append((paper.arxiv_id, line))
     if not notes:
         raise LLMInvalid(f"{category.slug}: no paper got a usable note")
-    conclusion = client.ask(
-        "report:conclusion",
-        render_prompt(
-            "report_conclusion",
-            category={"name": category.name("en")},
-            notes=[{"id": i, "note": line} for i, line in notes],
-        ),
-        Note,
-        conclusion_check([line for _, line in notes]),
-        max_tokens=CONCLUSION_TOKENS,
-        mode="text",
-        parse=_paragraph,
-        repair=False,
-        shrinkable=False,
-    ).value.line
+    conclusion = _conclusion(category, notes, client)
     if language != "en":
         *translated, in_language = _translate(
             [line for _, line in notes] + [conclusion], language, client

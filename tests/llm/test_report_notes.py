@@ -98,14 +98,20 @@ def test_no_usable_note_falls_back_to_the_extractive_report(
     assert llm_server.count_of("conclusion") == 0
 
 
-def test_a_conclusion_that_repeats_the_notes_is_refused(
+def test_a_conclusion_that_repeats_the_notes_is_asked_again_then_refused(
     llm_client: LLMClient, llm_server: FakeLLMServer
 ) -> None:
     papers = day_of(2)
     llm_server.script(*[Step("no_citation", task="report")] * WHOLE_REPORT_RUNGS)
     llm_server.script(Step("copied", task="conclusion"))
-    reports = write_reports({"nlp": tuple(papers)}, TAXONOMY, "en", llm_client)
-    assert reports["nlp"].made_by == "extractive"
+    again = write_reports({"nlp": tuple(papers)}, TAXONOMY, "en", llm_client)
+    assert again["nlp"].made_by == "openai/test-model"
+    assert llm_server.count_of("conclusion") == 2
+    llm_server.reset()
+    llm_server.script(*[Step("no_citation", task="report")] * WHOLE_REPORT_RUNGS)
+    llm_server.script(*[Step("copied", task="conclusion")] * 2)
+    refused = write_reports({"llm": tuple(day_of(3))}, TAXONOMY, "en", llm_client)
+    assert refused["llm"].made_by == "extractive"
 
 
 def test_a_note_loses_a_copied_title_in_front_and_numbered_lines_are_read_leniently() -> None:
@@ -165,6 +171,20 @@ def test_a_line_that_gets_no_translation_twice_is_left_out(
     report = llm_report(NLP, papers, "ko", llm_client)
     assert [n.arxiv_id for n in report.notable] == [papers[1].arxiv_id]
     assert llm_server.count_of("translate") == 1 + 2 + 1 + 1
+
+
+def test_translating_all_lines_at_once_stops_after_it_failed_twice(
+    llm_client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    grouped = {slug: tuple(day_of(2)) for slug in ("nlp", "llm", "computer-vision")}
+    llm_server.script(*[Step("wrong_language", task="report")] * (2 * WHOLE_REPORT_RUNGS))
+    at_once_fails = [Step("missing", task="translate")] + [Step("ok", task="translate")] * 3
+    llm_server.script(*at_once_fails, *at_once_fails)
+    reports = write_reports(grouped, TAXONOMY, "ko", llm_client)
+    assert all(r.made_by == "openai/test-model" for r in reports.values())
+    # two categories tried all lines at once and failed; the third went line by line
+    translations = [s.user for s in llm_server.seen if s.task == "translate"]
+    assert sum(1 for text in translations if "\n2. " in text) == 2
 
 
 def test_a_conclusion_that_gets_no_translation_falls_back(
