@@ -42,7 +42,7 @@ NOTE_TOKENS = 90
 CONCLUSION_TOKENS = 160
 #: Times a conclusion, or one line's translation, is asked before it is given up: a small
 #: model that loops or repeats the notes once often does not the next time.
-TRIES = 2
+TRIES = 3
 #: Output tokens a translation may take per English character: Korean measured ~0.5-0.9
 #: with Qwen's tokenizer; a looping translation stops at the cap instead of minutes later.
 TRANSLATION_TOKENS_PER_CHAR = 0.8

@@ -11,7 +11,7 @@ import json
 
 from newsletter.categories import load_taxonomy
 from newsletter.llm_client import LLMClient
-from newsletter.report_notes import lines_parser, note_parser
+from newsletter.report_notes import TRIES, lines_parser, note_parser
 from newsletter.summarize import llm_report, write_reports
 from tests.fakes.llm_server import FakeLLMServer, Step
 from tests.llm.helpers import day_of, paper
@@ -109,7 +109,7 @@ def test_a_conclusion_that_repeats_the_notes_is_asked_again_then_refused(
     assert llm_server.count_of("conclusion") == 2
     llm_server.reset()
     llm_server.script(*[Step("no_citation", task="report")] * WHOLE_REPORT_RUNGS)
-    llm_server.script(*[Step("copied", task="conclusion")] * 2)
+    llm_server.script(*[Step("copied", task="conclusion")] * TRIES)
     refused = write_reports({"llm": tuple(day_of(3))}, TAXONOMY, "en", llm_client)
     assert refused["llm"].made_by == "extractive"
 
@@ -166,11 +166,11 @@ def test_a_line_that_gets_no_translation_twice_is_left_out(
 ) -> None:
     papers = day_of(2)
     llm_server.script(*[Step("wrong_language", task="report")] * WHOLE_REPORT_RUNGS)
-    # all lines at once, then the first line twice: English every time
-    llm_server.script(*[Step("wrong_language", task="translate")] * 3)
+    # all lines at once, then the first line TRIES times: English every time
+    llm_server.script(*[Step("wrong_language", task="translate")] * (1 + TRIES))
     report = llm_report(NLP, papers, "ko", llm_client)
     assert [n.arxiv_id for n in report.notable] == [papers[1].arxiv_id]
-    assert llm_server.count_of("translate") == 1 + 2 + 1 + 1
+    assert llm_server.count_of("translate") == 1 + TRIES + 1 + 1
 
 
 def test_translating_all_lines_at_once_stops_after_it_failed_twice(
@@ -192,6 +192,6 @@ def test_a_conclusion_that_gets_no_translation_falls_back(
 ) -> None:
     papers = day_of(1)
     llm_server.script(*[Step("wrong_language", task="report")] * WHOLE_REPORT_RUNGS)
-    llm_server.script(*[Step("wrong_language", task="translate")] * 4)
+    llm_server.script(*[Step("wrong_language", task="translate")] * (1 + 2 * TRIES))
     reports = write_reports({"nlp": tuple(papers)}, TAXONOMY, "ko", llm_client)
     assert reports["nlp"].made_by == "extractive"
