@@ -45,7 +45,7 @@ from newsletter.db import make_engine
 from newsletter.llm_client import FAILING_WAY, LLMClient
 from newsletter.llm_quality import STORED_AS
 from newsletter.models import CategoryReport, Paper
-from newsletter.report_llm import copies
+from newsletter.report_copies import copies
 from newsletter.settings import load_settings
 from newsletter.sources.collect import parse_feed
 from newsletter.summarize import write_reports

@@ -98,7 +98,7 @@ class Job(Generic[T]):
 FAILURES_BEFORE_SKIP = 2
 #: A failure that cost this many seconds counts as FAILURES_BEFORE_SKIP on its own: on a
 #: slow model a second try of a format it cannot write costs minutes, on a fast one seconds.
-COSTLY_FAILURE_SECONDS = 60.0
+COSTLY_FAILURE_SECONDS = 30.0
 
 
 class TrackRecord:
@@ -135,6 +135,15 @@ class TrackRecord:
             verdict = not counts[0] and before < FAILURES_BEFORE_SKIP <= counts[1]
         if verdict and self._keep is not None:
             self._keep(way)
+
+    def failed_like(self, prefix: str) -> bool:
+        """True when some way starting with ``prefix`` is failing in this run (the same
+        format in another language, say): a first failure here is then no bad luck."""
+        with self._lock:
+            return any(
+                way.startswith(prefix) and not ok and failed >= FAILURES_BEFORE_SKIP
+                for way, (ok, failed) in self._counts.items()
+            )
 
     def failing(self, way: str) -> bool:
         """True when ``way`` failed in this run (or an earlier one) and never worked."""

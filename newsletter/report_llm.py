@@ -20,7 +20,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from difflib import SequenceMatcher
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,9 +29,10 @@ from newsletter.errors import LLMError, LLMInvalid, LLMTimeout
 from newsletter.llm import token_count
 from newsletter.llm_answers import AnswerRejected, answer_schema, sections
 from newsletter.llm_client import LLMClient
-from newsletter.llm_jobs import Mode
+from newsletter.llm_jobs import COSTLY_FAILURE_SECONDS, Mode
 from newsletter.llm_prompts import Prompt, data_json, prompt_version, render_prompt
 from newsletter.models import CategoryReport, NotablePaper, Paper
+from newsletter.report_copies import copies
 from newsletter.report_language import is_latin, language_name, script_problem
 from newsletter.report_notes import notes_report
 
@@ -49,8 +49,6 @@ MIN_PAPERS = 3
 #: Output cap of a report (five short parts); scripts other than Latin take more tokens.
 REPORT_TOKENS = 600
 NON_LATIN_FACTOR = 1.5
-#: Share of a notable line found word for word in its paper's abstract that makes it a copy.
-COPY_SHARE = 0.8
 
 _ARXIV_ID = re.compile(r"(?:arXiv:)?((?:\d{4}\.\d{4,5})|(?:[a-z][a-z.\-]*/\d{7}))(?:v\d+)?", re.I)
 _BRACKET = re.compile(r"\s*\[([^\[\]]*)\]")
@@ -94,25 +92,6 @@ def language_check(language: str) -> Callable[[ReportAnswer], None]:
             raise AnswerRejected(problem)
 
     return check
-
-
-def _normal(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", _ARXIV_ID.sub(" ", text).lower()).split())
-
-
-def copies(line: str, paper: Paper) -> bool:
-    """True when ``line`` is the paper's title or a stretch of its abstract, near word for word."""
-    mine = _normal(line)
-    if len(mine) < 20:
-        return False
-    title = _normal(paper.title)
-    if SequenceMatcher(None, mine, title, autojunk=False).ratio() >= 0.85:
-        return True
-    abstract = _normal(paper.abstract)
-    match = SequenceMatcher(None, mine, abstract, autojunk=False).find_longest_match(
-        0, len(mine), 0, len(abstract)
-    )
-    return match.size >= COPY_SHARE * len(mine)
 
 
 def copied_items(answer: ReportAnswer, papers: Sequence[Paper]) -> tuple[set[int], set[int]]:
@@ -361,10 +340,9 @@ def llm_report(
     rungs: list[Mode] = ["schema", "json", "text"] if client.takes_schema() else ["json", "text"]
     check = report_check(language, papers)
     failure: LLMError | None = None
+    versions = f"v{prompt_version('report')}.{prompt_version('report_text')}"
     for step, mode in enumerate(rungs):
-        way = (
-            f"report:{mode}:v{prompt_version('report')}.{prompt_version('report_text')}:{language}"
-        )
+        way = f"report:{mode}:{versions}:{language}"
         if client.track.failing(way):
             log.info(
                 "%s: skipping the %s format, which keeps failing for this model",
@@ -395,11 +373,11 @@ def llm_report(
                         "%s: a timeout; the report now covers %d papers", category.slug, covered
                     )
                     continue
-                client.track.note(way, ok=False, seconds=time.monotonic() - asked)
+                client.track.note(way, ok=False, seconds=_cost(client, mode, versions, asked))
                 break
             except LLMInvalid as exc:
                 failure = exc
-                client.track.note(way, ok=False, seconds=time.monotonic() - asked)
+                client.track.note(way, ok=False, seconds=_cost(client, mode, versions, asked))
                 break
             client.track.note(way, ok=True)
             kept = without_copies(answer.value, papers)
@@ -407,6 +385,16 @@ def llm_report(
     if failure is not None:
         log.info("%s: %s", category.slug, failure)
     return _notes_rung(category, papers[:covered], language, client)
+
+
+def _cost(client: LLMClient, mode: str, versions: str, asked: float) -> float:
+    """Seconds a failed attempt counts for: its time, or a costly failure's when the same
+    format already fails in another language of this run (a model that cannot write it
+    in Korean seldom can in English)."""
+    seconds = time.monotonic() - asked
+    if client.track.failed_like(f"report:{mode}:{versions}:"):
+        return max(seconds, COSTLY_FAILURE_SECONDS)
+    return seconds
 
 
 def _notes_rung(

@@ -31,6 +31,7 @@ from newsletter.llm_answers import AnswerRejected
 from newsletter.llm_client import LLMClient
 from newsletter.llm_prompts import render_prompt
 from newsletter.models import Paper
+from newsletter.report_copies import copies
 from newsletter.report_language import language_name, script_problem
 from newsletter.report_terms import category_themes, title_keywords
 
@@ -105,7 +106,7 @@ def note_check(paper: Paper) -> Callable[[Note], None]:
     def check(note: Note) -> None:
         if len(note.line) < MIN_LINE:
             raise AnswerRejected("the answer was not a sentence; write one sentence")
-        if _copied(note.line, paper.title, 0.85) or _copied(note.line, paper.abstract):
+        if _copied(note.line, paper.title, 0.85) or copies(note.line, paper):
             raise AnswerRejected(
                 "the sentence copies the paper's title or abstract; say it in your own words"
             )

@@ -195,3 +195,17 @@ def test_a_conclusion_that_gets_no_translation_falls_back(
     llm_server.script(*[Step("wrong_language", task="translate")] * (1 + 2 * TRIES))
     reports = write_reports({"nlp": tuple(papers)}, TAXONOMY, "ko", llm_client)
     assert reports["nlp"].made_by == "extractive"
+
+
+def test_a_format_failing_in_one_language_is_tried_once_in_the_next(
+    llm_client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    grouped = {slug: tuple(day_of(2 + i)) for i, slug in enumerate(["nlp", "llm", "ethics"])}
+    llm_server.script(*[Step("wrong_language", task="report")] * (2 * WHOLE_REPORT_RUNGS))
+    write_reports(grouped, TAXONOMY, "ko", llm_client)
+    llm_server.reset()
+    llm_server.script(*[Step("no_citation", task="report")] * WHOLE_REPORT_RUNGS)
+    reports = write_reports(grouped, TAXONOMY, "en", llm_client)
+    assert all(r.made_by == "openai/test-model" for r in reports.values())
+    # one English category climbed the ladder; the others went straight to the notes
+    assert llm_server.count_of("report") == WHOLE_REPORT_RUNGS
