@@ -44,9 +44,10 @@ CONCLUSION_TOKENS = 160
 #: Times a conclusion, or one line's translation, is asked before it is given up: a small
 #: model that loops or repeats the notes once often does not the next time.
 TRIES = 3
-#: Output tokens a translation may take per English character: Korean measured ~0.5-0.9
-#: with Qwen's tokenizer; a looping translation stops at the cap instead of minutes later.
-TRANSLATION_TOKENS_PER_CHAR = 0.8
+#: Output tokens a translation may take per English character: Korean measured up to ~1.3
+#: with Qwen's tokenizer (0.8 cut off good lines); a loop is cut off by the stream's loop
+#: check long before this cap.
+TRANSLATION_TOKENS_PER_CHAR = 1.3
 MIN_LINE = 20
 ABSTRACT_CHARS = 800
 _NUMBERED = re.compile(r"^\s*(\d{1,2})\s*[.)]\s*(.*)$")
@@ -193,7 +194,7 @@ def _translate(lines: Sequence[str], language: str, client: LLMClient) -> list[s
 
     def ask(chunk: Sequence[str]) -> list[str]:
         size = sum(len(line) + 4 for line in chunk)
-        cap = 30 + int(TRANSLATION_TOKENS_PER_CHAR * size)
+        cap = 40 + int(TRANSLATION_TOKENS_PER_CHAR * size)
         answer = client.ask(
             "report:translate",
             render_prompt(
