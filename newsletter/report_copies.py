@@ -20,6 +20,17 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", _ARXIV_ID.sub(" ", text).lower()).split())
 
 
+def copied_from(line: str, source: str, share: float = COPY_SHARE) -> bool:
+    """True when ``share`` of ``line`` stands word for word in ``source``."""
+    mine, theirs = _normal(line), _normal(source)
+    if not mine or not theirs:
+        return False
+    match = SequenceMatcher(None, mine, theirs, autojunk=False).find_longest_match(
+        0, len(mine), 0, len(theirs)
+    )
+    return match.size >= share * len(mine)
+
+
 def copies(line: str, paper: Paper) -> bool:
     """True when ``line`` is the paper's title or a stretch of its abstract, near word for word."""
     mine = _normal(line)
@@ -28,8 +39,4 @@ def copies(line: str, paper: Paper) -> bool:
     title = _normal(paper.title)
     if SequenceMatcher(None, mine, title, autojunk=False).ratio() >= 0.85:
         return True
-    abstract = _normal(paper.abstract)
-    match = SequenceMatcher(None, mine, abstract, autojunk=False).find_longest_match(
-        0, len(mine), 0, len(abstract)
-    )
-    return match.size >= COPY_SHARE * len(mine)
+    return copied_from(line, paper.abstract)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from difflib import SequenceMatcher
 
 from pydantic import BaseModel
 
@@ -31,7 +30,7 @@ from newsletter.llm_answers import AnswerRejected
 from newsletter.llm_client import LLMClient
 from newsletter.llm_prompts import render_prompt
 from newsletter.models import Paper
-from newsletter.report_copies import copies
+from newsletter.report_copies import copied_from, copies
 from newsletter.report_language import language_name, script_problem
 from newsletter.report_terms import category_themes, title_keywords
 
@@ -71,21 +70,6 @@ def _one_line(raw: str) -> str:
     return ""
 
 
-def _normal(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-def _copied(line: str, source: str, share: float = 0.8) -> bool:
-    """True when most of ``line`` appears word for word in ``source``."""
-    mine, theirs = _normal(line), _normal(source)
-    if not mine or not theirs:
-        return False
-    match = SequenceMatcher(None, mine, theirs, autojunk=False).find_longest_match(
-        0, len(mine), 0, len(theirs)
-    )
-    return match.size >= share * len(mine)
-
-
 def _without_title(line: str, paper: Paper) -> str:
     """``line`` without a leading copy of the paper's title ("Title. It does ...")."""
     title = paper.title.strip().rstrip(".")
@@ -107,7 +91,7 @@ def note_check(paper: Paper) -> Callable[[Note], None]:
     def check(note: Note) -> None:
         if len(note.line) < MIN_LINE:
             raise AnswerRejected("the answer was not a sentence; write one sentence")
-        if _copied(note.line, paper.title, 0.85) or copies(note.line, paper):
+        if copied_from(note.line, paper.title, 0.85) or copies(note.line, paper):
             raise AnswerRejected(
                 "the sentence copies the paper's title or abstract; say it in your own words"
             )
@@ -124,7 +108,7 @@ def conclusion_check(notes: Sequence[str]) -> Callable[[Note], None]:
     def check(answer: Note) -> None:
         if len(answer.line) < MIN_LINE:
             raise AnswerRejected("the answer was not two sentences; write two sentences")
-        if _copied(answer.line, joined):
+        if copied_from(answer.line, joined):
             raise AnswerRejected("the conclusion repeats the notes; say what they show together")
 
     return check
